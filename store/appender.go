@@ -112,18 +112,13 @@ func (a *appender) add(id chunk.ID, kind chunk.Kind, data []byte) error {
 	a.raw = append(a.raw, data...)
 	a.cur.raw += int64(len(data))
 	if len(a.raw) >= a.s.cfg.RegionSize {
-		a.cutRegion(a.cur.raw >= a.s.cfg.ContainerSize || len(a.cur.regionsAfterCut()) == 0)
+		a.cutRegion(a.cur.raw >= a.s.cfg.ContainerSize || a.cur.regions+1 >= maxRegions)
 	}
 	return nil
 }
 
-// regionsAfterCut is a guard against containers with too many entries.
-func (c *openCtr) regionsAfterCut() []struct{} {
-	if c.regions >= 1<<14 {
-		return nil
-	}
-	return make([]struct{}, 1)
-}
+// maxRegions bounds the regions of one container.
+const maxRegions = 1 << 14
 
 // cutRegion hands the current region to the workers; last seals the
 // container after it.
@@ -161,8 +156,17 @@ func (a *appender) sealWorker() {
 
 func (a *appender) writer() {
 	defer close(a.done)
+	var last *openCtr
+	defer func() {
+		// An unsealed container left open (abort, error) is removed.
+		if last != nil && last.w != nil {
+			last.w.Abort()
+			last.w = nil
+		}
+	}()
 	for j := range a.order {
 		<-j.done
+		last = j.ctr
 		if a.Err() != nil {
 			if j.ctr.w != nil {
 				j.ctr.w.Abort()
@@ -220,7 +224,15 @@ func (a *appender) write(j *regionJob) error {
 		}
 	}
 	rec := index.ContainerRecord{ID: c.id, Kind: uint8(a.kind), Size: size, Raw: raw, Entries: uint32(len(entries))}
-	if err := a.s.idx.AddContainer(rec, ids); err != nil {
+	if a.indexEntries {
+		// New index entries may not appear while GC commits its changes.
+		a.s.gcMu.RLock()
+		err = a.s.idx.AddContainer(rec, ids)
+		a.s.gcMu.RUnlock()
+	} else {
+		err = a.s.idx.AddContainer(rec, nil)
+	}
+	if err != nil {
 		return fmt.Errorf("index container %d: %w", c.id, wrapNoSpace(err))
 	}
 	if a.onSealed != nil {

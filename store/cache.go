@@ -29,6 +29,8 @@ type footerCache struct {
 	lru     *list.List // of uint64 container IDs, front = most recent
 	byCtr   map[uint64]*cachedFooter
 	byChunk map[chunk.ID]chunkRef
+	// condemned containers are being deleted by GC and never cached again.
+	condemned map[uint64]bool
 }
 
 type cachedFooter struct {
@@ -42,7 +44,7 @@ type chunkRef struct {
 }
 
 func newFooterCache(capacity int) *footerCache {
-	return &footerCache{cap: capacity, lru: list.New(), byCtr: map[uint64]*cachedFooter{}, byChunk: map[chunk.ID]chunkRef{}}
+	return &footerCache{cap: capacity, lru: list.New(), byCtr: map[uint64]*cachedFooter{}, byChunk: map[chunk.ID]chunkRef{}, condemned: map[uint64]bool{}}
 }
 
 // find returns the cached location of id.
@@ -78,6 +80,9 @@ func (c *footerCache) add(ctr uint64, f *container.Footer) {
 		c.lru.MoveToFront(cf.elem)
 		return
 	}
+	if c.condemned[ctr] {
+		return
+	}
 	for c.lru.Len() >= c.cap {
 		c.evictLocked(c.lru.Back().Value.(uint64))
 	}
@@ -106,6 +111,30 @@ func (c *footerCache) evict(ctr uint64) {
 	c.mu.Lock()
 	c.evictLocked(ctr)
 	c.mu.Unlock()
+}
+
+// reset forgets every cached section (the index was rebuilt).
+func (c *footerCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lru.Init()
+	c.byCtr = map[uint64]*cachedFooter{}
+	c.byChunk = map[chunk.ID]chunkRef{}
+}
+
+// condemn evicts a container for good: GC is deleting it.
+func (c *footerCache) condemn(ctr uint64) {
+	c.mu.Lock()
+	c.evictLocked(ctr)
+	c.condemned[ctr] = true
+	c.mu.Unlock()
+}
+
+// isCondemned reports whether GC is deleting ctr.
+func (c *footerCache) isCondemned(ctr uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.condemned[ctr]
 }
 
 // entries returns the number of chunks cached, for memory accounting.
@@ -176,6 +205,19 @@ func (c *regionCache) get(k regionKey, load func() ([]byte, error)) ([]byte, err
 		c.size -= int64(cap(old.data))
 	}
 	return s.data, nil
+}
+
+// reset forgets every finished region.
+func (c *regionCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, s := range c.slots {
+		if s.elem != nil {
+			c.lru.Remove(s.elem)
+			delete(c.slots, k)
+			c.size -= int64(cap(s.data))
+		}
+	}
 }
 
 // dropContainer forgets every region of ctr.

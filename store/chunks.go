@@ -43,11 +43,17 @@ func (s *Store) locate(id chunk.ID) (location, bool, error) {
 	if err != nil || !ok {
 		return location{}, false, err
 	}
-	if _, err := s.footer(ctr); err != nil {
+	f, err := s.footer(ctr)
+	if err != nil {
 		return location{}, false, fmt.Errorf("chunk %s: %w", id.Short(), err)
 	}
 	if loc, ok := s.footers.find(id); ok && loc.ctr == ctr {
 		return loc, true, nil
+	}
+	for _, e := range f.Entries {
+		if e.ID == id { // the container is not cached (condemned by GC)
+			return location{ctr: ctr, entry: e}, true, nil
+		}
 	}
 	return location{}, false, fmt.Errorf("chunk %s: %w: index names container %d, which does not hold it", id.Short(), ErrDamaged, ctr)
 }

@@ -1,10 +1,10 @@
 package store
 
 import (
-	"strconv"
 	"coffer.dev/coffer/store/chunk"
 	"coffer.dev/coffer/store/chunker"
 	"coffer.dev/coffer/store/diskmap"
+	"strconv"
 )
 
 func (s *Store) hashForTest(b []byte) chunk.ID {

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"coffer.dev/coffer/store/crypt"
@@ -94,7 +96,7 @@ func backupBytes(t testing.TB, s *Store, source string, disks map[string][]byte,
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range sortedKeys(disks) {
+	for _, name := range slices.Sorted(maps.Keys(disks)) {
 		data := disks[name]
 		var ch []Extent
 		if changed != nil {
@@ -109,21 +111,6 @@ func backupBytes(t testing.TB, s *Store, source string, disks map[string][]byte,
 		t.Fatal(err)
 	}
 	return p
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	for i := range ks {
-		for j := i + 1; j < len(ks); j++ {
-			if ks[j] < ks[i] {
-				ks[i], ks[j] = ks[j], ks[i]
-			}
-		}
-	}
-	return ks
 }
 
 // restoreBytes restores a disk through Restore into a temp file.

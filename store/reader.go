@@ -360,3 +360,31 @@ func (r *DiskReader) Restore(ctx context.Context, w io.WriterAt, o RestoreOption
 	}
 	return st, err
 }
+
+// DataExtents returns the extents of the disk that are not zero, merged
+// (the allocation map a sparse export or a file-level reader uses).
+func (r *DiskReader) DataExtents(ctx context.Context) ([]Extent, error) {
+	var out []Extent
+	for n := 0; n < diskmap.Ranges(r.disk.Size); n++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		rm, err := r.rangeMap(n)
+		if err != nil {
+			return nil, err
+		}
+		base := int64(n) * diskmap.RangeSize
+		for i, e := range rm.exts {
+			if e.Zero {
+				continue
+			}
+			off := base + rm.starts[i]
+			if k := len(out); k > 0 && out[k-1].End() == off {
+				out[k-1].Length += int64(e.Len)
+				continue
+			}
+			out = append(out, Extent{Offset: off, Length: int64(e.Len)})
+		}
+	}
+	return out, nil
+}

@@ -72,26 +72,26 @@ func rechunk(c *chunker.Chunker, old []diskmap.Extent, dirty []Extent, rangeLen 
 			emitOld(i)
 			i++
 		}
-		// Chunk mode from the old cut starts[i].
+		// Chunk mode from the old cut starts[i]. Piece offsets are
+		// range-relative; win holds the bytes read from winOff on.
 		p := starts[i]
 		var st chunker.State
-		st.Reset(0)
+		st.Reset(int(p))
 		var win []byte
 		winOff := p
 		var pieces []chunker.Piece
 		if old[i].Zero && ds > p {
 			// The dirty area starts inside a zero run: the blocks before
 			// it are still zero, no need to read them.
-			win = make([]byte, ds-p)
-			st.ResumeZeroRun(0)
-			p = ds
+			st.ResumeZeroRun(int(p))
+			p, winOff = ds, ds
 		}
 		flushPieces := func() {
 			for _, pc := range pieces {
-				abs := winOff + int64(pc.Off)
-				np := piece{off: abs, ext: diskmap.Extent{Len: uint32(pc.Len), Zero: pc.Zero}}
+				np := piece{off: int64(pc.Off), ext: diskmap.Extent{Len: uint32(pc.Len), Zero: pc.Zero}}
 				if !pc.Zero {
-					np.data = win[pc.Off : pc.Off+pc.Len]
+					rel := int64(pc.Off) - winOff
+					np.data = win[rel : rel+int64(pc.Len)]
 				}
 				out = append(out, np)
 			}
@@ -115,12 +115,12 @@ func rechunk(c *chunker.Chunker, old []diskmap.Extent, dirty []Extent, rangeLen 
 				readBytes += n
 				win = grown
 			}
-			rel := int(p - winOff)
-			blk := win[rel:min(rel+chunker.BlockSize, len(win))]
-			pieces = st.Feed(c, pieces, blk, rel)
+			rel := p - winOff
+			blk := win[rel:min(rel+chunker.BlockSize, int64(len(win)))]
+			pieces = st.Feed(c, pieces, blk, int(p))
 			p += int64(len(blk))
 			if p >= rangeLen {
-				pieces = st.Flush(pieces, int(p-winOff))
+				pieces = st.Flush(pieces, int(p))
 				flushPieces()
 				pos = rangeLen
 				i = len(old)
@@ -145,7 +145,7 @@ func rechunk(c *chunker.Chunker, old []diskmap.Extent, dirty []Extent, rangeLen 
 				continue // a data chunk is still open
 			}
 			if starts[j] == p && !old[j].Zero {
-				pieces = st.Flush(pieces, int(p-winOff))
+				pieces = st.Flush(pieces, int(p))
 				flushPieces()
 				pos, i = p, j
 				break
@@ -155,11 +155,17 @@ func rechunk(c *chunker.Chunker, old []diskmap.Extent, dirty []Extent, rangeLen 
 			}
 			q := starts[j+1]
 			if d < len(dirty) && dirty[d].Offset <= q {
-				continue // the zero run may continue into dirty data
+				// The zero run may continue into dirty data. Up to it the
+				// old zeros are clean: skip them without reading.
+				if ds2 := dirty[d].Offset; ds2 > p {
+					flushPieces()
+					win, winOff, p = nil, ds2, ds2
+				}
+				continue
 			}
 			// The pending zero run continues through the old zero run,
 			// which is clean: no need to read it.
-			pieces = st.Flush(pieces, int(p-winOff))
+			pieces = st.Flush(pieces, int(p))
 			flushPieces()
 			last := &out[len(out)-1]
 			last.ext.Len += uint32(q - p)
@@ -178,4 +184,3 @@ func rechunk(c *chunker.Chunker, old []diskmap.Extent, dirty []Extent, rangeLen 
 	}
 	return merged, readBytes, nil
 }
-

@@ -196,7 +196,6 @@ type Store struct {
 	nextCtr uint64
 	lastCtr uint64 // end of the reserved block
 	closed  bool
-
 }
 
 type pin struct {

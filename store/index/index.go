@@ -181,6 +181,19 @@ func (x *Index) Chunks() int64 { return x.count.Load() }
 // FilterBytes returns the memory held by the summary vector.
 func (x *Index) FilterBytes() int64 { return x.filter.Bytes() }
 
+// Memory reports the index's resident memory: the part that grows with
+// the number of chunks (summary vector, badger's table indexes and Bloom
+// filters) and the fixed buffers (memtables, block cache).
+func (x *Index) Memory() (perChunk, fixed int64) {
+	perChunk = x.filter.Bytes()
+	for _, t := range x.db.Tables() {
+		perChunk += int64(t.IndexSz + t.BloomFilterSize)
+	}
+	o := x.db.Opts()
+	fixed = o.MemTableSize*int64(o.NumMemtables) + o.BlockCacheSize
+	return perChunk, fixed
+}
+
 // MayContain consults only the summary vector.
 func (x *Index) MayContain(id chunk.ID) bool { return x.filter.MayContain(id) }
 
