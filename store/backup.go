@@ -175,7 +175,6 @@ type rangeJob struct {
 
 type rangeResult struct {
 	pieces []piece
-	ids    []chunk.ID // for each piece with data
 	read   int64
 	buf    []byte
 	err    error

@@ -130,13 +130,6 @@ func (c *footerCache) condemn(ctr uint64) {
 	c.mu.Unlock()
 }
 
-// isCondemned reports whether GC is deleting ctr.
-func (c *footerCache) isCondemned(ctr uint64) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.condemned[ctr]
-}
-
 // entries returns the number of chunks cached, for memory accounting.
 func (c *footerCache) entries() int {
 	c.mu.Lock()

@@ -4,6 +4,8 @@ import (
 	"coffer.dev/coffer/store/chunk"
 	"coffer.dev/coffer/store/chunker"
 	"coffer.dev/coffer/store/diskmap"
+	"coffer.dev/coffer/store/point"
+	"fmt"
 	"strconv"
 )
 
@@ -37,3 +39,7 @@ func lens(e []diskmap.Extent) []string {
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+func hex16(id uint64) string { return fmt.Sprintf("%016x", id) }
+
+func pointID(s string) point.ID { return point.ID(s) }

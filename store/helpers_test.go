@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"io"
 	"maps"
 	"math/rand/v2"
@@ -80,15 +79,6 @@ func synthDisk(seed uint64, size int) []byte {
 	return b
 }
 
-func writeTemp(t testing.TB, data []byte) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "disk.img")
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func backupBytes(t testing.TB, s *Store, source string, disks map[string][]byte, changed map[string][]Extent) *point.RecoveryPoint {
 	t.Helper()
 	ctx := context.Background()
@@ -153,5 +143,3 @@ func readAllAt(t testing.TB, s *Store, id point.ID, disk string) []byte {
 	}
 	return out
 }
-
-func sum(b []byte) [32]byte { return sha256.Sum256(b) }

@@ -75,12 +75,18 @@ func (s *Store) Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, err
 	rep := &VerifyReport{}
 	bad := map[chunkAt]string{}   // chunks found damaged, by container
 	badCtr := map[uint64]string{} // containers whose section is unreadable
-	var repairs []index.ContainerRecord
-	repairIDs := map[uint64][]chunk.ID{}
+	// unindexed: chunks a container holds that the index does not lead
+	// to (dead chunks GC already dropped, or entries an index lost); the
+	// point pass repairs the entries of those a point needs.
+	unindexed := map[chunk.ID]uint64{}
 
 	files, err := s.containerFiles()
 	if err != nil {
 		return nil, err
+	}
+	exists := make(map[uint64]bool, len(files))
+	for _, id := range files {
+		exists[id] = true
 	}
 	rep.Containers = len(files)
 	h := chunk.NewHasher(s.keys.Fingerprint[:])
@@ -122,32 +128,17 @@ func (s *Store) Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, err
 				}
 			}
 		}
-		// Index cross-check: every chunk of the container must be indexed
-		// (here or in another container that holds it).
+		// Index cross-check.
 		if !indexBroken {
-			var ids []chunk.ID
 			for _, e := range f.Entries {
 				owner, ok, err := s.idx.Lookup(e.ID)
 				if err != nil {
 					indexBroken = true
 					break
 				}
-				if ok && owner != id {
-					if _, err := s.footer(owner); err == nil {
-						continue
-					}
+				if !ok || !exists[owner] {
+					unindexed[e.ID] = id
 				}
-				if !ok || owner != id {
-					ids = append(ids, e.ID)
-				}
-			}
-			if len(ids) > 0 {
-				var raw int64
-				for _, e := range f.Entries {
-					raw += int64(e.Length)
-				}
-				repairs = append(repairs, index.ContainerRecord{ID: id, Kind: uint8(of.r.Header.Kind), Size: of.r.Size(), Raw: raw, Entries: uint32(len(f.Entries))})
-				repairIDs[id] = ids
 			}
 		}
 		s.files.release(of)
@@ -162,25 +153,15 @@ func (s *Store) Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, err
 			return nil, fmt.Errorf("verify: rebuild index: %w", err)
 		}
 		rep.IndexRebuilt = true
-	} else if len(repairs) > 0 {
-		s.gcMu.RLock()
-		for _, rec := range repairs {
-			if err := s.idx.AddContainer(rec, repairIDs[rec.ID]); err != nil {
-				s.gcMu.RUnlock()
-				return nil, fmt.Errorf("verify: repair index: %w", err)
-			}
-			rep.IndexRepaired += int64(len(repairIDs[rec.ID]))
-		}
-		s.gcMu.RUnlock()
-		s.log.Warn("verify: repaired index entries from the containers", "entries", rep.IndexRepaired)
+		unindexed = nil
 	}
+	v := &verifier{s: s, bad: bad, badCtr: badCtr, unindexed: unindexed, checked: map[chunk.ID]string{}, rep: rep}
 
 	// Points: every map readable, every chunk present and undamaged.
 	ids, err := s.PointIDs()
 	if err != nil {
 		return nil, err
 	}
-	checked := map[chunk.ID]string{} // maps and chunks already judged ("" = fine)
 	for _, pid := range ids {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -198,7 +179,7 @@ func (s *Store) Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, err
 		}
 		pr.Source = p.Source
 		for di := range p.Disks {
-			dr := s.verifyDisk(&p.Disks[di], bad, badCtr, checked)
+			dr := v.disk(&p.Disks[di])
 			if len(dr.Damaged) > 0 {
 				pr.OK = false
 				pr.Disks = append(pr.Disks, dr)
@@ -209,8 +190,21 @@ func (s *Store) Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, err
 		}
 		rep.Points = append(rep.Points, pr)
 	}
+	if rep.IndexRepaired > 0 {
+		s.log.Warn("verify: repaired index entries from the containers", "entries", rep.IndexRepaired)
+	}
 	rep.Duration = time.Since(start)
 	return rep, nil
+}
+
+// verifier judges the chunks the points refer to.
+type verifier struct {
+	s         *Store
+	bad       map[chunkAt]string
+	badCtr    map[uint64]string
+	unindexed map[chunk.ID]uint64
+	checked   map[chunk.ID]string // chunks already judged ("" = fine)
+	rep       *VerifyReport
 }
 
 // chunkAt names a chunk in one container.
@@ -219,30 +213,41 @@ type chunkAt struct {
 	id  chunk.ID
 }
 
-// judge returns why chunk id cannot be read ("" if it can).
-func (s *Store) judge(id chunk.ID, bad map[chunkAt]string, badCtr map[uint64]string, checked map[chunk.ID]string) string {
-	if why, ok := checked[id]; ok {
+// judge returns why chunk id cannot be read ("" if it can). A chunk the
+// index has lost but a container holds gets its entry back.
+func (v *verifier) judge(id chunk.ID) string {
+	if why, ok := v.checked[id]; ok {
 		return why
 	}
+	loc, ok, err := v.s.locate(id)
+	if ctr, held := v.unindexed[id]; held && (err != nil || !ok) {
+		v.s.gcMu.RLock()
+		err = v.s.idx.Apply([]index.Change{{ID: id, To: ctr}})
+		v.s.gcMu.RUnlock()
+		if err == nil {
+			v.rep.IndexRepaired++
+			loc, ok, err = v.s.locate(id)
+		}
+	}
 	why := ""
-	loc, ok, err := s.locate(id)
 	switch {
 	case err != nil:
 		why = err.Error()
 	case !ok:
 		why = fmt.Sprintf("chunk %s is missing", id.Short())
 	default:
-		if w, isBad := bad[chunkAt{loc.ctr, id}]; isBad {
+		if w, isBad := v.bad[chunkAt{loc.ctr, id}]; isBad {
 			why = w
-		} else if w, isBad := badCtr[loc.ctr]; isBad {
+		} else if w, isBad := v.badCtr[loc.ctr]; isBad {
 			why = w
 		}
 	}
-	checked[id] = why
+	v.checked[id] = why
 	return why
 }
 
-func (s *Store) verifyDisk(d *point.Disk, bad map[chunkAt]string, badCtr map[uint64]string, checked map[chunk.ID]string) DiskReport {
+func (v *verifier) disk(d *point.Disk) DiskReport {
+	s := v.s
 	dr := DiskReport{Name: d.Name}
 	add := func(off, n int64, why string) {
 		if k := len(dr.Damaged); k > 0 && dr.Damaged[k-1].Offset+dr.Damaged[k-1].Length == off && dr.Damaged[k-1].Reason == why {
@@ -257,7 +262,7 @@ func (s *Store) verifyDisk(d *point.Disk, bad map[chunkAt]string, badCtr map[uin
 		if gid.IsZero() {
 			continue
 		}
-		if why := s.judge(gid, bad, badCtr, checked); why != "" {
+		if why := v.judge(gid); why != "" {
 			add(gstart, glen, "level-2 map: "+why)
 			continue
 		}
@@ -273,7 +278,7 @@ func (s *Store) verifyDisk(d *point.Disk, bad map[chunkAt]string, badCtr map[uin
 			if ref.ID.IsZero() {
 				continue
 			}
-			if why := s.judge(ref.ID, bad, badCtr, checked); why != "" {
+			if why := v.judge(ref.ID); why != "" {
 				add(rstart, rlen, "level-1 map: "+why)
 				continue
 			}
@@ -290,7 +295,7 @@ func (s *Store) verifyDisk(d *point.Disk, bad map[chunkAt]string, badCtr map[uin
 			off := rstart
 			for _, e := range exts {
 				if !e.Zero {
-					if why := s.judge(e.ID, bad, badCtr, checked); why != "" {
+					if why := v.judge(e.ID); why != "" {
 						add(off, int64(e.Len), why)
 					}
 				}

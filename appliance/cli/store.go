@@ -27,8 +27,6 @@ type storeSub struct {
 	args  string
 	about string
 	run   func(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet, args []string) error
-	// flags registers the subcommand's own flags.
-	flags func(fs *flag.FlagSet) any
 }
 
 // storeOpts are the flags every store subcommand takes.

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
@@ -125,8 +128,14 @@ func Open(dir string, o Options) (*Index, error) {
 		WithNumGoroutines(2).
 		WithMetricsEnabled(false).
 		WithDetectConflicts(false).
-		WithChecksumVerificationMode(options.OnTableAndBlockRead)
-	db, err := badger.Open(bo)
+		WithChecksumVerificationMode(options.OnBlockRead)
+	if err := validateTables(dir); err != nil {
+		return nil, err
+	}
+	if err := dropEmptyWALs(dir); err != nil {
+		return nil, err
+	}
+	db, err := openBadger(bo)
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %v", ErrDamaged, dir, err)
 	}
@@ -140,7 +149,7 @@ func Open(dir string, o Options) (*Index, error) {
 
 func (x *Index) loadFilter(capacity int64) error {
 	scan := func(fn func(chunk.ID)) error {
-		return x.db.View(func(txn *badger.Txn) error {
+		return x.view(func(txn *badger.Txn) error {
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixChunk}})
 			defer it.Close()
 			var id chunk.ID
@@ -199,7 +208,7 @@ func (x *Index) MayContain(id chunk.ID) bool { return x.filter.MayContain(id) }
 
 // Lookup returns the container that holds id.
 func (x *Index) Lookup(id chunk.ID) (ctr uint64, ok bool, err error) {
-	err = x.db.View(func(txn *badger.Txn) error {
+	err = x.view(func(txn *badger.Txn) error {
 		item, err := txn.Get(chunkKey(id))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -310,7 +319,7 @@ func (x *Index) DropContainer(id uint64) error {
 func (x *Index) Container(id uint64) (ContainerRecord, bool, error) {
 	var rec ContainerRecord
 	var ok bool
-	err := x.db.View(func(txn *badger.Txn) error {
+	err := x.view(func(txn *badger.Txn) error {
 		item, err := txn.Get(containerKey(id))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -329,7 +338,7 @@ func (x *Index) Container(id uint64) (ContainerRecord, bool, error) {
 
 // Containers calls fn for every container record in ID order.
 func (x *Index) Containers(fn func(ContainerRecord) error) error {
-	return x.db.View(func(txn *badger.Txn) error {
+	return x.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixContainer}, PrefetchValues: false})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -357,7 +366,7 @@ func (x *Index) Containers(fn func(ContainerRecord) error) error {
 
 // Entries calls fn for every chunk entry.
 func (x *Index) Entries(fn func(id chunk.ID, ctr uint64) error) error {
-	return x.db.View(func(txn *badger.Txn) error {
+	return x.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixChunk}, PrefetchValues: true, PrefetchSize: 256})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -414,6 +423,60 @@ func (x *Index) ReserveContainerIDs(n uint64, atLeast uint64) (uint64, error) {
 		return 0, fmt.Errorf("reserve container ids: %w", err)
 	}
 	return first, nil
+}
+
+// dropEmptyWALs removes memtable logs of zero bytes: a process killed
+// right after creating one leaves it behind, and badger then refuses to
+// open. An empty log holds no entries.
+func dropEmptyWALs(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".mem") {
+			continue
+		}
+		if info, err := e.Info(); err == nil && info.Size() == 0 {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return fmt.Errorf("remove empty index log: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// openBadger opens badger, turning a panic on damaged files into ErrDamaged.
+func openBadger(o badger.Options) (db *badger.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return badger.Open(o)
+}
+
+// view runs a read transaction; a panic inside badger (damaged blocks that
+// fail to parse before their checksum is checked) becomes ErrDamaged.
+func (x *Index) view(fn func(txn *badger.Txn) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrDamaged, r)
+		}
+	}()
+	err = x.db.View(fn)
+	if err != nil && isCorruption(err) {
+		err = fmt.Errorf("%w: %v", ErrDamaged, err)
+	}
+	return err
+}
+
+func isCorruption(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "checksum") || strings.Contains(msg, "corrupt")
 }
 
 // badgerLogger routes badger's messages to slog, dropping its chatter.
