@@ -10,7 +10,7 @@ import (
 
 // The recovery key is the master key and a CRC-32C, in Crockford-style
 // base32 (no I, L, O, U), in groups of five characters separated by dashes:
-// 56 characters in 12 groups. Typing mistakes are caught by the checksum;
+// 58 characters in 12 groups. Typing mistakes are caught by the checksum;
 // I/L are read as 1 and O as 0.
 var recoveryEncoding = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadding(base32.NoPadding)
 
@@ -58,7 +58,7 @@ func DecodeRecoveryKey(s string) (MasterKey, error) {
 		return k, fmt.Errorf("%w: %v", ErrRecoveryKey, err)
 	}
 	if len(buf) != KeySize+4 {
-		return k, fmt.Errorf("%w: %d characters, want 56", ErrRecoveryKey, len(clean))
+		return k, fmt.Errorf("%w: %d characters, want 58", ErrRecoveryKey, len(clean))
 	}
 	copy(k[:], buf)
 	c := crc32.Checksum(k[:], castagnoli)
