@@ -389,14 +389,18 @@ func (b *Backup) process(ctx context.Context, src DiskSource, j *rangeJob, h *ch
 		}
 		buf = buf[:j.len]
 		res.buf = buf
-		clear(buf)
+		// Only the gaps between allocated extents need zeroing.
+		var at int64
 		for _, e := range j.alloc {
+			clear(buf[at:e.Offset])
 			if err := readAt(buf[e.Offset:e.End()], e.Offset); err != nil {
 				res.err = err
 				return
 			}
 			res.read += e.Length
+			at = e.End()
 		}
+		clear(buf[at:])
 		cps := b.s.chunker.Split(nil, buf)
 		res.pieces = make([]piece, len(cps))
 		for i, c := range cps {

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"coffer.dev/coffer/store/chunk"
 	"coffer.dev/coffer/store/container"
@@ -33,12 +34,16 @@ func (s *Store) footer(ctr uint64) (*container.Footer, error) {
 // locate finds where chunk id is stored: locality cache, then summary
 // vector, then index (which loads the container's section into the cache).
 func (s *Store) locate(id chunk.ID) (location, bool, error) {
+	s.lookups.total.Add(1)
 	if loc, ok := s.footers.find(id); ok {
+		s.lookups.cache.Add(1)
 		return loc, true, nil
 	}
 	if !s.idx.MayContain(id) {
+		s.lookups.filter.Add(1)
 		return location{}, false, nil
 	}
+	s.lookups.index.Add(1)
 	ctr, ok, err := s.idx.Lookup(id)
 	if err != nil || !ok {
 		return location{}, false, err
@@ -56,6 +61,27 @@ func (s *Store) locate(id chunk.ID) (location, bool, error) {
 		}
 	}
 	return location{}, false, fmt.Errorf("chunk %s: %w: index names container %d, which does not hold it", id.Short(), ErrDamaged, ctr)
+}
+
+// lookupCounters count how chunk lookups were answered.
+type lookupCounters struct {
+	total, cache, filter, index atomic.Int64
+}
+
+// LookupStats tell how chunk lookups were answered since the store was
+// opened: from the locality cache, by the summary vector ("certainly new"),
+// or by the on-disk index.
+type LookupStats struct {
+	Total       int64 `json:"total"`
+	CacheHits   int64 `json:"locality_cache_hits"`
+	FilterNew   int64 `json:"summary_vector_new"`
+	IndexLookup int64 `json:"index_lookups"`
+}
+
+// LookupStats returns the lookup counters.
+func (s *Store) LookupStats() LookupStats {
+	return LookupStats{Total: s.lookups.total.Load(), CacheHits: s.lookups.cache.Load(),
+		FilterNew: s.lookups.filter.Load(), IndexLookup: s.lookups.index.Load()}
 }
 
 // exists reports whether a chunk is stored, for deduplication. An index

@@ -179,6 +179,7 @@ type Store struct {
 	opt     Options
 	lock    *os.File
 
+	lookups lookupCounters
 	footers *footerCache
 	regions *regionCache
 	files   *fileCache

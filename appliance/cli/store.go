@@ -217,11 +217,12 @@ func parseUntil(s string, now time.Time) (time.Time, error) {
 }
 
 type backupResult struct {
-	Point   point.ID    `json:"point"`
-	Source  string      `json:"source"`
-	Base    point.ID    `json:"base,omitempty"`
-	Stats   point.Stats `json:"stats"`
-	Seconds float64     `json:"seconds"`
+	Point   point.ID          `json:"point"`
+	Source  string            `json:"source"`
+	Base    point.ID          `json:"base,omitempty"`
+	Stats   point.Stats       `json:"stats"`
+	Seconds float64           `json:"seconds"`
+	Lookups store.LookupStats `json:"lookups"`
 }
 
 func storeBackup(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet, args []string) error {
@@ -335,7 +336,7 @@ func storeBackup(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet,
 	if err != nil {
 		return err
 	}
-	res := backupResult{Point: p.ID, Source: p.Source, Base: p.Base, Stats: p.Stats, Seconds: time.Since(start).Seconds()}
+	res := backupResult{Point: p.ID, Source: p.Source, Base: p.Base, Stats: p.Stats, Seconds: time.Since(start).Seconds(), Lookups: s.LookupStats()}
 	if so.json {
 		return printJSON(env.Stdout, res)
 	}
@@ -352,6 +353,10 @@ func storeBackup(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet,
 	fmt.Fprintf(env.Stdout, "  logical %s, data %s, read %s, new %s, stored %s in %.2fs (%s/s logical)\n",
 		human(p.Stats.Logical), human(p.Stats.Data), human(p.Stats.Read), human(p.Stats.New), human(p.Stats.Stored),
 		res.Seconds, human(int64(float64(p.Stats.Logical)/max(res.Seconds, 1e-6))))
+	if l := res.Lookups; l.Total > 0 {
+		fmt.Fprintf(env.Stdout, "  chunk lookups: %d, %.1f%% answered in memory (locality cache %d, summary vector %d), %d from the index\n",
+			l.Total, 100*float64(l.CacheHits+l.FilterNew)/float64(l.Total), l.CacheHits, l.FilterNew, l.IndexLookup)
+	}
 	return nil
 }
 
@@ -451,6 +456,10 @@ func storeRestore(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet
 type pointRow struct {
 	*point.RecoveryPoint
 	LockedUntil *time.Time `json:"locked_until,omitempty"`
+	// DedupRatio is the point's non-zero data over what it added;
+	// CompressionRatio what it added over what that takes stored.
+	DedupRatio       float64 `json:"dedup_ratio"`
+	CompressionRatio float64 `json:"compression_ratio"`
 }
 
 func storeList(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet, args []string) error {
@@ -470,6 +479,12 @@ func storeList(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet, a
 			continue
 		}
 		row := pointRow{RecoveryPoint: p}
+		if p.Stats.New > 0 {
+			row.DedupRatio = float64(p.Stats.Data) / float64(p.Stats.New)
+		}
+		if p.Stats.Stored > 0 {
+			row.CompressionRatio = float64(p.Stats.New) / float64(p.Stats.Stored)
+		}
 		if t, err := s.RetentionLock(p.ID); err == nil && !t.IsZero() {
 			row.LockedUntil = &t
 		}
@@ -485,14 +500,20 @@ func storeList(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet, a
 		return listErr
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "POINT\tSOURCE\tCREATED\tDISKS\tLOGICAL\tNEW STORED\tCONSISTENCY\tLOCKED UNTIL")
+	fmt.Fprintln(tw, "POINT\tSOURCE\tCREATED\tDISKS\tLOGICAL\tNEW STORED\tDEDUP\tCOMPR\tCONSISTENCY\tLOCKED UNTIL")
 	for _, r := range rows {
 		lock := "-"
 		if r.LockedUntil != nil {
 			lock = r.LockedUntil.Format("2006-01-02 15:04")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.ID, r.Source, r.Created.Local().Format("2006-01-02 15:04:05"),
-			len(r.Disks), human(r.Stats.Logical), human(r.Stats.Stored), r.Consistency, lock)
+		ratio := func(v float64) string {
+			if v == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.1fx", v)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Source, r.Created.Local().Format("2006-01-02 15:04:05"),
+			len(r.Disks), human(r.Stats.Logical), human(r.Stats.Stored), ratio(r.DedupRatio), ratio(r.CompressionRatio), r.Consistency, lock)
 	}
 	tw.Flush()
 	return listErr

@@ -19,7 +19,8 @@ type Compression struct {
 // NewCompression makes the shared zstd state.
 func NewCompression() (*Compression, error) {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
-		zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithZeroFrames(true))
+		zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithZeroFrames(true),
+		zstd.WithEncoderCRC(false)) // regions are authenticated by AES-GCM
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
 	}
