@@ -6,7 +6,7 @@ FUZZTIME ?= 30s
 STATICCHECK_VERSION ?= v0.8.2
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build test test-short race lint staticcheck fuzz bench demo deps clean
+.PHONY: all build test test-short lint staticcheck fuzz bench bench-deps demo deps
 
 all: build
 
@@ -41,6 +41,39 @@ staticcheck:
 
 demo: build var/go.mod
 	$(BIN) demo
+
+# Benchmark against restic and borg (needs root: debootstrap and images).
+bench-deps:
+	@missing=""; \
+	for t in debootstrap:debootstrap sgdisk:gdisk mke2fs:e2fsprogs restic:restic borg:borgbackup; do \
+	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+bench: build bench-deps var/go.mod
+	bash tests/bench/corpus.sh
+	$(GO) run ./tests/bench/cmd/bench -coffer $(BIN)
+
+# Fuzzing: every Fuzz* target of FUZZPKGS runs for FUZZTIME. go test takes
+# one -fuzz target per package per run, so the targets run one at a time.
+# New inputs that widen coverage are minimized for at most FUZZMINIMIZETIME.
+# Failing inputs land in the package's testdata/fuzz/<Target>/.
+FUZZMINIMIZETIME ?= 1s
+FUZZPKGS         ?= ./store/...
+
+fuzz:
+	@fail=""; \
+	for pkg in $$($(GO) list $(FUZZPKGS)); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$target ($$pkg, $(FUZZTIME))"; \
+	    $(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) \
+	      -fuzzminimizetime=$(FUZZMINIMIZETIME) $$pkg || fail="$$fail $$target"; \
+	  done; \
+	done; \
+	if [ -n "$$fail" ]; then echo "fuzz: failed:$$fail"; exit 1; fi
 
 # var/ holds generated data (demo stores, the benchmark corpus); a go.mod
 # there keeps it out of ./... patterns.

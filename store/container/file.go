@@ -86,7 +86,7 @@ func (w *Writer) Seal(aead *crypt.AEAD) (int64, error) {
 	plain := w.footer.MarshalBinary()
 	b := make([]byte, 8, 8+len(plain)+crypt.Overhead+TrailerSize)
 	binary.LittleEndian.PutUint32(b, footerMagic)
-	b = aead.Seal(b, plain, footerAAD(w.hdr.StoreID, w.hdr.ID))
+	b = aead.Seal(b, plain, footerAAD(w.hdr.StoreID, w.hdr.ID, w.hdr.Kind))
 	binary.LittleEndian.PutUint32(b[4:], uint32(len(b)-8))
 	flen := uint32(len(b) - 8)
 	t := Trailer{FooterOffset: w.off, FooterLen: flen, Entries: uint32(len(w.footer.Entries)), ContainerID: w.hdr.ID}
@@ -183,7 +183,7 @@ func Open(ra io.ReaderAt, size int64, aead *crypt.AEAD, storeID [16]byte) (*Read
 	if binary.LittleEndian.Uint32(fb) != footerMagic || binary.LittleEndian.Uint32(fb[4:]) != t.FooterLen {
 		return nil, formatErr("fingerprint section: bad magic")
 	}
-	plain, err := aead.Open(nil, fb[8:], footerAAD(storeID, hdr.ID))
+	plain, err := aead.Open(nil, fb[8:], footerAAD(storeID, hdr.ID, hdr.Kind))
 	if err != nil {
 		return nil, fmt.Errorf("fingerprint section: %w", err)
 	}

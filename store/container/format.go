@@ -301,9 +301,10 @@ func ParseRegionHeader(b []byte, want Region, index uint32) (crc uint32, err err
 
 // footerAAD and regionAAD bind ciphertexts to their container and position,
 // so regions cannot be swapped or moved undetected.
-func footerAAD(storeID [16]byte, id uint64) []byte {
+func footerAAD(storeID [16]byte, id uint64, kind Kind) []byte {
 	b := append([]byte("footer"), storeID[:]...)
-	return binary.LittleEndian.AppendUint64(b, id)
+	b = binary.LittleEndian.AppendUint64(b, id)
+	return append(b, byte(kind))
 }
 
 func regionAAD(storeID [16]byte, id uint64, index uint32) []byte {

@@ -92,19 +92,29 @@ func OpenRegion(c *Compression, aead *crypt.AEAD, storeID [16]byte, id uint64, i
 		return nil, formatErr("region %d: codec/length disagree with the footer", index)
 	}
 	payload := plain[regionPlainHeader:]
+	start := len(dst)
 	switch codec {
 	case CodecRaw:
 		dst = append(dst, payload...)
 	case CodecZstd:
-		dst, err = c.dec.DecodeAll(payload, dst)
+		// zstd counts what dst already holds against its memory limit:
+		// decode into dst only when it is empty.
+		if start == 0 {
+			dst, err = c.dec.DecodeAll(payload, dst[:0])
+		} else {
+			var out []byte
+			if out, err = c.dec.DecodeAll(payload, make([]byte, 0, rawLen)); err == nil {
+				dst = append(dst, out...)
+			}
+		}
 		if err != nil {
 			return nil, formatErr("region %d: zstd: %v", index, err)
 		}
 	default:
 		return nil, formatErr("region %d: unknown codec %d", index, codec)
 	}
-	if uint32(len(dst)) < rawLen {
-		return nil, formatErr("region %d: payload is %d bytes, want %d", index, len(dst), rawLen)
+	if n := len(dst) - start; uint32(n) != rawLen {
+		return nil, formatErr("region %d: payload is %d bytes, want %d", index, n, rawLen)
 	}
 	return dst, nil
 }

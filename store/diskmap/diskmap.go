@@ -49,6 +49,16 @@ func Ranges(size int64) int { return int((size + RangeSize - 1) / RangeSize) }
 // Groups returns the number of level-2 maps of a disk of size bytes.
 func Groups(size int64) int { return (Ranges(size) + GroupRanges - 1) / GroupRanges }
 
+// uvarint is binary.Uvarint that also fails (k == 0) on a non-minimal
+// encoding, so that a map, a content-addressed chunk, has one encoding.
+func uvarint(b []byte) (uint64, int) {
+	v, k := binary.Uvarint(b)
+	if k > 1 && b[k-1] == 0 {
+		return 0, 0
+	}
+	return v, k
+}
+
 // EncodeRange encodes a level-1 map. Extents must be canonical: no empty
 // extent, no two zero extents in a row.
 func EncodeRange(exts []Extent) []byte {
@@ -77,7 +87,7 @@ func DecodeRange(b []byte, length int64) ([]Extent, error) {
 		return nil, formatErr("level-1 map version %d not supported", b[2])
 	}
 	b = b[3:]
-	n, k := binary.Uvarint(b)
+	n, k := uvarint(b)
 	if k <= 0 || n > maxCount {
 		return nil, formatErr("level-1 map: bad count")
 	}
@@ -86,7 +96,7 @@ func DecodeRange(b []byte, length int64) ([]Extent, error) {
 	var total int64
 	prevZero := false
 	for i := uint64(0); i < n; i++ {
-		v, k := binary.Uvarint(b)
+		v, k := uvarint(b)
 		if k <= 0 || v>>1 == 0 || v>>1 > RangeSize {
 			return nil, formatErr("level-1 map: extent %d: bad length", i)
 		}
@@ -101,6 +111,9 @@ func DecodeRange(b []byte, length int64) ([]Extent, error) {
 				return nil, formatErr("level-1 map: extent %d: truncated id", i)
 			}
 			copy(e.ID[:], b)
+			if e.ID.IsZero() {
+				return nil, formatErr("level-1 map: extent %d: zero chunk id", i)
+			}
 			b = b[chunk.IDSize:]
 		}
 		if total%chunker.BlockSize != 0 {
@@ -152,7 +165,7 @@ func DecodeGroup(b []byte, want int) ([]RangeRef, error) {
 		return nil, formatErr("level-2 map version %d not supported", b[2])
 	}
 	b = b[3:]
-	n, k := binary.Uvarint(b)
+	n, k := uvarint(b)
 	if k <= 0 || n != uint64(want) || n > GroupRanges {
 		return nil, formatErr("level-2 map lists %d ranges, want %d", n, want)
 	}
@@ -175,7 +188,7 @@ func DecodeGroup(b []byte, want int) ([]RangeRef, error) {
 				return nil, formatErr("level-2 map: zero id flagged present at range %d", i)
 			}
 			b = b[chunk.IDSize:]
-			d, k := binary.Uvarint(b)
+			d, k := uvarint(b)
 			if k <= 0 || d > RangeSize {
 				return nil, formatErr("level-2 map: bad data count at range %d", i)
 			}
