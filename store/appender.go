@@ -106,7 +106,7 @@ func (a *appender) add(id chunk.ID, kind chunk.Kind, data []byte) error {
 		a.cur = &openCtr{id: cid}
 	}
 	if a.raw == nil {
-		a.raw = make([]byte, 0, a.s.cfg.RegionSize+64<<10)
+		a.raw = a.s.getBuf(a.s.cfg.RegionSize + 64<<10)
 	}
 	a.entries = append(a.entries, container.Entry{ID: id, Kind: kind, Offset: uint32(len(a.raw)), Length: uint32(len(data))})
 	a.raw = append(a.raw, data...)
@@ -148,7 +148,9 @@ func (a *appender) cutRegion(last bool) {
 func (a *appender) sealWorker() {
 	defer a.wg.Done()
 	for j := range a.jobs {
-		j.sealed = container.SealRegion(a.s.comp, a.s.aead, a.s.keys.StoreID, j.ctr.id, j.index, j.raw, nil)
+		out := a.s.getBuf(len(j.raw) + len(j.raw)/8 + 1024)
+		j.sealed = container.SealRegion(a.s.comp, a.s.aead, a.s.keys.StoreID, j.ctr.id, j.index, j.raw, out)
+		a.s.putBuf(j.raw)
 		j.raw = nil
 		close(j.done)
 	}
@@ -195,14 +197,20 @@ func (a *appender) write(j *regionJob) error {
 				StoreID: a.s.keys.StoreID, ID: c.id, Kind: a.kind, Created: time.Now(),
 			})
 			if err != nil {
-				return wrapNoSpace(err)
+				return a.s.noSpace(err)
 			}
 			c.w = w
 		}
-		if err := c.w.WriteRegion(j.sealed, j.entries); err != nil {
-			return wrapNoSpace(err)
+		if err := a.s.checkSpace(); err != nil {
+			return err
 		}
+		err := c.w.WriteRegion(j.sealed, j.entries)
 		a.stored.Add(int64(len(j.sealed.Bytes)))
+		a.s.putBuf(j.sealed.Bytes)
+		j.sealed.Bytes = nil
+		if err != nil {
+			return a.s.noSpace(err)
+		}
 	}
 	if !j.last || c.w == nil {
 		return nil
@@ -212,7 +220,7 @@ func (a *appender) write(j *regionJob) error {
 	entries := w.Entries()
 	size, err := w.Seal(a.s.aead)
 	if err != nil {
-		return wrapNoSpace(err)
+		return a.s.noSpace(err)
 	}
 	a.stored.Add(size - w.Size())
 	var ids []chunk.ID
@@ -233,7 +241,7 @@ func (a *appender) write(j *regionJob) error {
 		err = a.s.idx.AddContainer(rec, nil)
 	}
 	if err != nil {
-		return fmt.Errorf("index container %d: %w", c.id, wrapNoSpace(err))
+		return fmt.Errorf("index container %d: %w", c.id, a.s.noSpace(err))
 	}
 	if a.onSealed != nil {
 		a.onSealed(sealedContainer{id: c.id, size: size, entries: entries})
@@ -264,4 +272,22 @@ func (a *appender) abort() {
 	close(a.order)
 	a.wg.Wait()
 	<-a.done
+}
+
+// getBuf returns an empty buffer of at least n bytes capacity from the
+// store's pool (regions and their sealed forms are recycled, which keeps
+// the garbage collector and page zeroing out of the backup's way).
+func (s *Store) getBuf(n int) []byte {
+	if p, ok := s.bufPool.Get().(*[]byte); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, n)
+}
+
+// putBuf returns a buffer to the pool.
+func (s *Store) putBuf(b []byte) {
+	if cap(b) >= 64<<10 {
+		b = b[:0]
+		s.bufPool.Put(&b)
+	}
 }

@@ -595,7 +595,7 @@ func (b *Backup) Commit(ctx context.Context) (*point.RecoveryPoint, error) {
 	b.release()
 	if err != nil {
 		os.Remove(b.s.lockPath(p.ID))
-		return nil, fmt.Errorf("commit point of %s: write point file: %w", b.spec.Source, wrapNoSpace(err))
+		return nil, fmt.Errorf("commit point of %s: write point file: %w", b.spec.Source, b.s.noSpace(err))
 	}
 	return p, nil
 }

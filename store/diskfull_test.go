@@ -19,12 +19,12 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal("this test mounts a tmpfs and must run as root (CI does)")
 	}
 	mnt := t.TempDir()
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=40m"); err != nil {
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=160m"); err != nil {
 		t.Fatalf("mount tmpfs: %v", err)
 	}
 	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
 	dir := filepath.Join(mnt, "store")
-	if err := Init(dir, testKey, InitOptions{ContainerSize: 2 << 20}); err != nil {
+	if err := Init(dir, testKey, InitOptions{ContainerSize: 8 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
@@ -36,7 +36,7 @@ func TestDiskFull(t *testing.T) {
 	small := synthDisk(81, 8<<20)
 	p1 := backupBytes(t, s, "small", map[string][]byte{"d": small}, nil)
 
-	big := make([]byte, 64<<20) // incompressible: cannot fit
+	big := make([]byte, 192<<20) // incompressible: cannot fit
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < len(big); i += 8 {
 		v := r.Uint64()
@@ -58,6 +58,9 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("backup into a full file system: %v, want ErrNoSpace", err)
 	}
 	t.Logf("full disk reported as: %v", err)
+	if _, err := os.Stat(filepath.Join(dir, reserveFile)); err == nil {
+		t.Fatal("the space reserve was not released when the disk filled")
+	}
 	if err := s.Close(); err != nil {
 		t.Logf("close on a full disk: %v", err)
 	}

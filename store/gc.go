@@ -231,6 +231,25 @@ func (s *Store) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 		return st, nil
 	}
 
+	// On a nearly full pool, compaction (which writes before it frees)
+	// waits: deleting whole dead containers needs no room.
+	var compactBytes int64
+	for _, c := range cands {
+		if c.compact {
+			compactBytes += c.rec.Size
+		}
+	}
+	if free := s.freeBytes(); compactBytes > 0 && free >= 0 && free < compactBytes+indexFloor+max(s.opt.MinFreeBytes, 0) {
+		s.log.Warn("gc: too little free space to compact; deleting only containers with nothing live", "free_mib", free>>20)
+		kept := cands[:0]
+		for _, c := range cands {
+			if !c.compact {
+				kept = append(kept, c)
+			}
+		}
+		cands = kept
+	}
+
 	// Compaction: copy live chunks into new containers. They are not
 	// indexed yet; the index is switched over at commit.
 	moved := map[chunk.ID]uint64{}
@@ -375,6 +394,7 @@ func (s *Store) GC(ctx context.Context, o GCOptions) (GCStats, error) {
 		}
 		st.BytesFreed += c.rec.Size
 	}
+	s.keepReserve()
 	st.Duration = time.Since(start)
 	s.log.Info("gc finished", "points", st.Points, "deleted", st.ContainersDeleted, "compacted", st.ContainersCompacted,
 		"freed_bytes", st.BytesFreed, "written_bytes", st.BytesWritten, "duration", st.Duration)

@@ -161,7 +161,7 @@ func (s *Store) writeLock(id point.ID, until time.Time) error {
 		return err
 	}
 	if err := writeFileAtomic(s.lockPath(id), b); err != nil {
-		return fmt.Errorf("write retention lock of %s: %w", id, wrapNoSpace(err))
+		return fmt.Errorf("write retention lock of %s: %w", id, s.noSpace(err))
 	}
 	return nil
 }

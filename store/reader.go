@@ -8,8 +8,8 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
 
-	"coffer.dev/coffer/store/chunk"
 	"coffer.dev/coffer/store/diskmap"
 	"coffer.dev/coffer/store/point"
 )
@@ -194,7 +194,8 @@ type RestoreOptions struct {
 	// WriteZeros writes zero runs instead of leaving holes (block devices,
 	// outputs that were not empty).
 	WriteZeros bool
-	// Progress, if set, is called with the bytes restored so far.
+	// Progress, if set, is called with the bytes restored so far (from
+	// several goroutines).
 	Progress func(done int64)
 }
 
@@ -204,161 +205,160 @@ type RestoreStats struct {
 	Written int64 `json:"written_bytes"`
 }
 
-// Restore writes the whole disk to w in order, decoding regions ahead in
-// parallel. w must read as zeros where nothing is written (a new or
-// truncated file) unless WriteZeros is set.
+// VectorWriterAt is implemented by outputs that can write several buffers
+// at one offset in one call (pwritev); Restore then writes chunks straight
+// from the decoded regions without copying them.
+type VectorWriterAt interface {
+	WriteVecAt(bufs [][]byte, off int64) (int, error)
+}
+
+// Restore writes the whole disk to w. Map ranges are restored in parallel,
+// each by one worker that decodes the regions it needs (shared through the
+// region cache) and writes runs of consecutive chunks in one call. w must
+// read as zeros where nothing is written (a new or truncated file) unless
+// WriteZeros is set, and must accept concurrent writes at distinct offsets.
 func (r *DiskReader) Restore(ctx context.Context, w io.WriterAt, o RestoreOptions) (RestoreStats, error) {
 	st := RestoreStats{Logical: r.disk.Size}
-	type fetch struct {
-		id    chunk.ID
-		off   int64
-		len   int64
-		zero  bool
-		ready chan struct{}
-		data  []byte
-		err   error
-	}
-	workers := r.s.opt.Workers + 1
-	jobs := make(chan *fetch, 256)
-	queue := make(chan *fetch, 256)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	n := diskmap.Ranges(r.disk.Size)
+	next := make(chan int)
+	var written, done atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err; cancel() })
+	}
 	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
+	for i := 0; i < r.s.opt.Workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for f := range jobs {
-				if ctx.Err() == nil {
-					f.data, f.err = r.s.readChunk(f.id)
-				} else {
-					f.err = ctx.Err()
-				}
-				close(f.ready)
+			rw := rangeWriter{w: w, zeros: o.WriteZeros}
+			if vw, ok := w.(VectorWriterAt); ok {
+				rw.vw = vw
 			}
+			for rn := range next {
+				if err := r.restoreRange(ctx, &rw, rn); err != nil {
+					fail(err)
+					continue
+				}
+				if o.Progress != nil {
+					o.Progress(done.Add(diskmap.RangeLen(r.disk.Size, rn)))
+				}
+			}
+			written.Add(rw.written)
 		}()
 	}
-	var prodErr error
-	go func() {
-		defer close(queue)
-		defer close(jobs)
-		for n := 0; n < diskmap.Ranges(r.disk.Size); n++ {
-			rm, err := r.rangeMap(n)
-			if err != nil {
-				prodErr = err
-				return
-			}
-			base := int64(n) * diskmap.RangeSize
-			for i, e := range rm.exts {
-				f := &fetch{id: e.ID, off: base + rm.starts[i], len: int64(e.Len), zero: e.Zero, ready: make(chan struct{})}
-				if e.Zero {
-					close(f.ready)
-				} else {
-					select {
-					case jobs <- f:
-					case <-ctx.Done():
-						return
-					}
-				}
-				select {
-				case queue <- f:
-				case <-ctx.Done():
-					return
-				}
-			}
+	for rn := 0; rn < n; rn++ {
+		select {
+		case next <- rn:
+		case <-ctx.Done():
 		}
-	}()
-	// Coalesce consecutive chunks into large writes.
-	buf := make([]byte, 0, 4<<20)
-	bufOff := int64(0)
-	flush := func() error {
-		if len(buf) == 0 {
-			return nil
+		if ctx.Err() != nil {
+			break
 		}
-		if _, err := w.WriteAt(buf, bufOff); err != nil {
-			return fmt.Errorf("write restored data at %d: %w", bufOff, err)
+	}
+	close(next)
+	wg.Wait()
+	st.Written = written.Load()
+	if firstErr != nil {
+		return st, firstErr
+	}
+	return st, ctx.Err()
+}
+
+// rangeWriter gathers consecutive pieces and writes them in one call.
+type rangeWriter struct {
+	w       io.WriterAt
+	vw      VectorWriterAt
+	zeros   bool
+	off     int64
+	bufs    [][]byte
+	size    int
+	copyBuf []byte
+	zeroBuf []byte
+	written int64
+}
+
+const maxVec = 512
+
+func (rw *rangeWriter) add(off int64, b []byte) error {
+	if len(rw.bufs) > 0 && (rw.off+int64(rw.size) != off || len(rw.bufs) == maxVec || rw.size >= 8<<20) {
+		if err := rw.flush(); err != nil {
+			return err
 		}
-		st.Written += int64(len(buf))
-		buf = buf[:0]
+	}
+	if len(rw.bufs) == 0 {
+		rw.off = off
+	}
+	rw.bufs = append(rw.bufs, b)
+	rw.size += len(b)
+	return nil
+}
+
+func (rw *rangeWriter) flush() error {
+	if len(rw.bufs) == 0 {
 		return nil
 	}
-	var zeros []byte
 	var err error
-	var done int64
-	for f := range queue {
-		<-f.ready
+	if rw.vw != nil {
+		_, err = rw.vw.WriteVecAt(rw.bufs, rw.off)
+	} else {
+		rw.copyBuf = rw.copyBuf[:0]
+		for _, b := range rw.bufs {
+			rw.copyBuf = append(rw.copyBuf, b...)
+		}
+		_, err = rw.w.WriteAt(rw.copyBuf, rw.off)
+	}
+	if err != nil {
+		err = fmt.Errorf("write restored data at %d: %w", rw.off, err)
+	}
+	rw.written += int64(rw.size)
+	clear(rw.bufs)
+	rw.bufs, rw.size = rw.bufs[:0], 0
+	return err
+}
+
+func (r *DiskReader) restoreRange(ctx context.Context, rw *rangeWriter, rn int) error {
+	rm, err := r.rangeMap(rn)
+	if err != nil {
+		return fmt.Errorf("restore disk %s of point %s: %w", r.disk.Name, r.p.ID, err)
+	}
+	base := int64(rn) * diskmap.RangeSize
+	for i, e := range rm.exts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		off := base + rm.starts[i]
+		if e.Zero {
+			if !rw.zeros {
+				continue
+			}
+			if rw.zeroBuf == nil {
+				rw.zeroBuf = make([]byte, 1<<20)
+			}
+			for rem := int64(e.Len); rem > 0; {
+				k := min(rem, int64(len(rw.zeroBuf)))
+				if err := rw.add(off+int64(e.Len)-rem, rw.zeroBuf[:k]); err != nil {
+					return err
+				}
+				rem -= k
+			}
+			continue
+		}
+		data, err := r.s.readChunk(e.ID)
 		if err != nil {
-			continue
+			return fmt.Errorf("restore disk %s of point %s at %d: %w", r.disk.Name, r.p.ID, off, err)
 		}
-		if f.err != nil {
-			err = fmt.Errorf("restore disk %s of point %s at %d: %w", r.disk.Name, r.p.ID, f.off, f.err)
-			cancel()
-			continue
+		if len(data) != int(e.Len) {
+			return fmt.Errorf("restore disk %s of point %s at %d: %w: chunk %s has the wrong length", r.disk.Name, r.p.ID, off, ErrDamaged, e.ID.Short())
 		}
-		if f.zero && !o.WriteZeros {
-			if err = flush(); err != nil {
-				cancel()
-			}
-			done += f.len
-			continue
-		}
-		data := f.data
-		if f.zero {
-			if int64(len(zeros)) < min(f.len, 1<<20) {
-				zeros = make([]byte, 1<<20)
-			}
-		} else if int64(len(data)) != f.len {
-			err = fmt.Errorf("restore disk %s of point %s at %d: %w: chunk %s has the wrong length", r.disk.Name, r.p.ID, f.off, ErrDamaged, f.id.Short())
-			cancel()
-			continue
-		}
-		for rem, pos := f.len, f.off; rem > 0; {
-			k := rem
-			var part []byte
-			if f.zero {
-				k = min(rem, int64(len(zeros)))
-				part = zeros[:k]
-			} else {
-				part = data[f.len-rem:]
-			}
-			if len(buf) > 0 && bufOff+int64(len(buf)) != pos || len(buf)+len(part) > cap(buf) {
-				if err = flush(); err != nil {
-					cancel()
-					break
-				}
-			}
-			if len(buf) == 0 {
-				bufOff = pos
-			}
-			if len(part) > cap(buf) {
-				if _, err = w.WriteAt(part, pos); err != nil {
-					err = fmt.Errorf("write restored data at %d: %w", pos, err)
-					cancel()
-					break
-				}
-				st.Written += int64(len(part))
-			} else {
-				buf = append(buf, part...)
-			}
-			rem -= k
-			pos += k
-		}
-		done += f.len
-		if o.Progress != nil {
-			o.Progress(done)
+		if err := rw.add(off, data); err != nil {
+			return err
 		}
 	}
-	wg.Wait()
-	if err == nil {
-		err = prodErr
-	}
-	if err == nil {
-		err = flush()
-	}
-	if err == nil {
-		err = ctx.Err()
-	}
-	return st, err
+	return rw.flush()
 }
 
 // DataExtents returns the extents of the disk that are not zero, merged

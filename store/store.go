@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -92,7 +93,7 @@ func Init(dir string, master crypt.MasterKey, o InitOptions) error {
 		StoreID:       fmt.Sprintf("%x", keys.StoreID),
 		Created:       time.Now().UTC(),
 		Chunker:       chunker.DefaultParams,
-		RegionSize:    128 << 10,
+		RegionSize:    1 << 20,
 		ContainerSize: 32 << 20,
 	}
 	if o.Chunker != nil {
@@ -179,10 +180,12 @@ type Store struct {
 	opt     Options
 	lock    *os.File
 
-	lookups lookupCounters
-	footers *footerCache
-	regions *regionCache
-	files   *fileCache
+	lookups  lookupCounters
+	lowSpace atomic.Bool // the reserve was given up: no backup writes
+	bufPool  sync.Pool
+	footers  *footerCache
+	regions  *regionCache
+	files    *fileCache
 
 	// gcMu orders deduplication against GC's commit: a backup holds it
 	// shared while it looks a chunk up and records the reference; GC
@@ -289,13 +292,14 @@ func Open(ctx context.Context, dir string, master crypt.MasterKey, o Options) (*
 		if err := s.recover(ctx); err != nil {
 			return fail(err)
 		}
+		s.keepReserve()
 	}
 	return s, nil
 }
 
 func (s *Store) openIndex(ctx context.Context) error {
 	dir := filepath.Join(s.dir, indexDir)
-	x, err := index.Open(dir, index.Options{Logger: s.log})
+	x, err := index.Open(dir, s.indexOptions())
 	if err == nil {
 		s.idx = x
 		return nil
@@ -324,7 +328,7 @@ func (s *Store) rebuildIndex(ctx context.Context) error {
 			return fmt.Errorf("rebuild index: move damaged index aside: %w", err)
 		}
 	}
-	x, err := index.Open(dir, index.Options{Logger: s.log})
+	x, err := index.Open(dir, s.indexOptions())
 	if err != nil {
 		return fmt.Errorf("rebuild index: %w", err)
 	}
@@ -416,6 +420,10 @@ func (s *Store) recover(ctx context.Context) error {
 			return err
 		}
 		if err := s.idx.DropContainer(id); err != nil {
+			if errors.Is(err, ErrNoSpace) {
+				s.log.Warn("store: no room to drop a container record; the next open retries", "container", id)
+				continue
+			}
 			return err
 		}
 	}
@@ -425,6 +433,10 @@ func (s *Store) recover(ctx context.Context) error {
 			continue
 		}
 		if err := s.reindexContainer(id); err != nil {
+			if errors.Is(err, ErrNoSpace) {
+				s.log.Warn("store: no room to index a container sealed before an interruption; the next open retries", "container", id)
+				continue
+			}
 			s.log.Error("unindexed container is unreadable; moving it aside", "container", id, "err", err)
 			if err := s.quarantine(id); err != nil {
 				return err
@@ -434,6 +446,14 @@ func (s *Store) recover(ctx context.Context) error {
 		s.log.Info("indexed a container sealed before an interruption", "container", id)
 	}
 	first, err := s.idx.ReserveContainerIDs(0, maxID+1)
+	if errors.Is(err, ErrNoSpace) {
+		// A full pool must still open (to delete points and collect
+		// garbage); no container can be written anyway.
+		s.log.Warn("store: opened on a full file system; backups will fail until space is freed")
+		if first, err = s.idx.NextContainerID(); err == nil {
+			first = max(first, maxID+1)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -576,27 +596,6 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return container.SyncDir(filepath.Dir(path))
-}
-
-// checkSpace fails with ErrNoSpace when the store's file system is nearly full.
-func (s *Store) checkSpace() error {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(s.dir, &st); err != nil {
-		return nil
-	}
-	free := int64(st.Bavail) * int64(st.Bsize)
-	if free < s.opt.MinFreeBytes {
-		return fmt.Errorf("%w: %d MiB free on the store's file system, %d MiB reserved", ErrNoSpace, free>>20, s.opt.MinFreeBytes>>20)
-	}
-	return nil
-}
-
-// wrapNoSpace turns ENOSPC and EDQUOT into ErrNoSpace with context.
-func wrapNoSpace(err error) error {
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-		return fmt.Errorf("%w: %v", ErrNoSpace, err)
-	}
-	return err
 }
 
 func syncDir(dir string) error { return container.SyncDir(dir) }

@@ -166,11 +166,33 @@ func (o *Output) NeedsZeros() bool { return o.isBlock }
 // WriteAt writes to the target.
 func (o *Output) WriteAt(p []byte, off int64) (int, error) { return o.f.WriteAt(p, off) }
 
-// Close flushes the target to stable storage and closes it.
-func (o *Output) Close() error {
-	err := o.f.Sync()
-	if cerr := o.f.Close(); err == nil {
-		err = cerr
+// WriteVecAt writes bufs one after another at off in as few system calls
+// as possible (pwritev), without copying them together first.
+func (o *Output) WriteVecAt(bufs [][]byte, off int64) (int, error) {
+	total := 0
+	for len(bufs) > 0 {
+		n, err := unix.Pwritev(int(o.f.Fd()), bufs, off)
+		total += n
+		off += int64(n)
+		if err != nil {
+			return total, fmt.Errorf("write %s: %w", o.f.Name(), err)
+		}
+		// Drop what was written; a short write continues where it stopped.
+		for n > 0 && len(bufs) > 0 {
+			if n >= len(bufs[0]) {
+				n -= len(bufs[0])
+				bufs = bufs[1:]
+				continue
+			}
+			bufs[0] = bufs[0][n:]
+			n = 0
+		}
 	}
-	return err
+	return total, nil
 }
+
+// Sync flushes what was written to stable storage.
+func (o *Output) Sync() error { return o.f.Sync() }
+
+// Close closes the target (call Sync first to make it durable).
+func (o *Output) Close() error { return o.f.Close() }

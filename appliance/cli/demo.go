@@ -233,6 +233,10 @@ func copyFile(src, dst string) error {
 			}
 		}
 	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
 	return out.Close()
 }
 

@@ -401,6 +401,7 @@ func storeRestore(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet
 	source := fs.String("source", "", "with --point latest: the source")
 	disk := fs.String("disk", "", "disk name (default: the point's only disk)")
 	force := fs.Bool("force", false, "overwrite an existing output file")
+	noSync := fs.Bool("no-sync", false, "do not flush the output to stable storage at the end (block devices are always flushed)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -439,6 +440,9 @@ func storeRestore(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet
 	}
 	start := time.Now()
 	st, err := r.Restore(ctx, out, store.RestoreOptions{WriteZeros: out.NeedsZeros()})
+	if err == nil && (!*noSync || out.NeedsZeros()) {
+		err = out.Sync()
+	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}

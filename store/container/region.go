@@ -3,6 +3,8 @@ package container
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -14,12 +16,14 @@ import (
 type Compression struct {
 	enc *zstd.Encoder
 	dec *zstd.Decoder
+	// scratch holds plaintext buffers for SealRegion.
+	scratch sync.Pool
 }
 
 // NewCompression makes the shared zstd state.
 func NewCompression() (*Compression, error) {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
-		zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithZeroFrames(true),
+		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)*2), zstd.WithLowerEncoderMem(true), zstd.WithZeroFrames(true),
 		zstd.WithEncoderCRC(false)) // regions are authenticated by AES-GCM
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
@@ -48,7 +52,13 @@ type SealedRegion struct {
 // SealRegion compresses (when it pays) and encrypts raw as region number
 // index of container id. buf is reused for the result when large enough.
 func SealRegion(c *Compression, aead *crypt.AEAD, storeID [16]byte, id uint64, index uint32, raw []byte, buf []byte) SealedRegion {
-	plain := make([]byte, regionPlainHeader, regionPlainHeader+len(raw))
+	var plain []byte
+	if p, ok := c.scratch.Get().(*[]byte); ok && cap(*p) >= regionPlainHeader+len(raw) {
+		plain = (*p)[:regionPlainHeader]
+	} else {
+		plain = make([]byte, regionPlainHeader, regionPlainHeader+len(raw)+len(raw)/8)
+	}
+	defer func() { c.scratch.Put(&plain) }()
 	codec := CodecRaw
 	plain = c.enc.EncodeAll(raw, plain)
 	if worthIt(len(plain)-regionPlainHeader, len(raw)) {
@@ -59,7 +69,10 @@ func SealRegion(c *Compression, aead *crypt.AEAD, storeID [16]byte, id uint64, i
 	plain[0] = byte(codec)
 	binary.LittleEndian.PutUint32(plain[1:], uint32(len(raw)))
 	out := buf[:0]
-	out = append(out, make([]byte, RegionHeaderSize)...)
+	if cap(out) < RegionHeaderSize+len(plain)+crypt.Overhead {
+		out = make([]byte, 0, RegionHeaderSize+len(plain)+crypt.Overhead)
+	}
+	out = out[:RegionHeaderSize]
 	out = aead.Seal(out, plain, regionAAD(storeID, id, index))
 	copy(out, regionHeader(out[RegionHeaderSize:], index))
 	return SealedRegion{Bytes: out, RawLen: uint32(len(raw)), Codec: codec}

@@ -92,10 +92,15 @@ type Options struct {
 	FilterCapacity int64
 	// Logger receives badger's warnings and errors.
 	Logger *slog.Logger
+	// Room, if set, is asked before every write and may refuse it. Badger
+	// writes through memory-mapped files: on a full file system a write
+	// would kill the process (SIGBUS) instead of failing.
+	Room func() error
 }
 
 // Index is the chunk index. Safe for concurrent use.
 type Index struct {
+	room   func() error
 	db     *badger.DB
 	filter *Filter
 	count  atomic.Int64
@@ -139,7 +144,7 @@ func Open(dir string, o Options) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %v", ErrDamaged, dir, err)
 	}
-	x := &Index{db: db}
+	x := &Index{db: db, room: o.Room}
 	if err := x.loadFilter(o.FilterCapacity); err != nil {
 		db.Close()
 		return nil, err
@@ -182,6 +187,13 @@ func (x *Index) Close() error {
 		return fmt.Errorf("close index: %w", err)
 	}
 	return nil
+}
+
+func (x *Index) checkRoom() error {
+	if x.room == nil {
+		return nil
+	}
+	return x.room()
 }
 
 // Chunks returns the number of chunk entries.
@@ -232,6 +244,9 @@ func (x *Index) Lookup(id chunk.ID) (ctr uint64, ok bool, err error) {
 
 // AddContainer records a sealed container and points its chunks at it.
 func (x *Index) AddContainer(rec ContainerRecord, ids []chunk.ID) error {
+	if err := x.checkRoom(); err != nil {
+		return err
+	}
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
 	var v [8]byte
@@ -267,6 +282,9 @@ type Change struct {
 
 // Apply makes GC's entry changes durable.
 func (x *Index) Apply(changes []Change) error {
+	if err := x.checkRoom(); err != nil {
+		return err
+	}
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
 	var deleted int64
@@ -293,6 +311,9 @@ func (x *Index) Apply(changes []Change) error {
 
 // SetContainerState updates a container record's state.
 func (x *Index) SetContainerState(id uint64, st ContainerState) error {
+	if err := x.checkRoom(); err != nil {
+		return err
+	}
 	return x.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(containerKey(id))
 		if err != nil {
@@ -312,6 +333,9 @@ func (x *Index) SetContainerState(id uint64, st ContainerState) error {
 
 // DropContainer removes a container's record (after its file is gone).
 func (x *Index) DropContainer(id uint64) error {
+	if err := x.checkRoom(); err != nil {
+		return err
+	}
 	return x.db.Update(func(txn *badger.Txn) error { return txn.Delete(containerKey(id)) })
 }
 
@@ -391,10 +415,36 @@ func (x *Index) Entries(fn func(id chunk.ID, ctr uint64) error) error {
 	})
 }
 
+// NextContainerID returns the high-water mark of container IDs without
+// changing it.
+func (x *Index) NextContainerID() (uint64, error) {
+	next := uint64(1)
+	err := x.view(func(txn *badger.Txn) error {
+		item, err := txn.Get(metaNextContainer)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("%w: next container id of %d bytes", ErrDamaged, len(v))
+			}
+			next = binary.LittleEndian.Uint64(v)
+			return nil
+		})
+	})
+	return next, err
+}
+
 // ReserveContainerIDs returns the first of n fresh container IDs. The
 // high-water mark is stored before the IDs are handed out, so an ID is
 // never reused, even after a crash.
 func (x *Index) ReserveContainerIDs(n uint64, atLeast uint64) (uint64, error) {
+	if err := x.checkRoom(); err != nil {
+		return 0, err
+	}
 	var first uint64
 	err := x.db.Update(func(txn *badger.Txn) error {
 		next := uint64(1)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 
 	"coffer.dev/coffer/appliance/cli"
@@ -21,7 +22,15 @@ func main() {
 			defer f.Close()
 		}
 	}
+	// COFFER_TRACE=FILE writes an execution trace.
+	if p := os.Getenv("COFFER_TRACE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			trace.Start(f)
+			defer f.Close()
+		}
+	}
 	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	trace.Stop()
 	pprof.StopCPUProfile()
 	stop()
 	os.Exit(code)
