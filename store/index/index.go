@@ -134,7 +134,7 @@ func Open(dir string, o Options) (*Index, error) {
 		WithMetricsEnabled(false).
 		WithDetectConflicts(false).
 		WithChecksumVerificationMode(options.OnBlockRead)
-	if err := validateTables(dir); err != nil {
+	if err := validateTables(dir, bo); err != nil {
 		return nil, err
 	}
 	if err := dropEmptyWALs(dir); err != nil {
@@ -475,9 +475,9 @@ func (x *Index) ReserveContainerIDs(n uint64, atLeast uint64) (uint64, error) {
 	return first, nil
 }
 
-// dropEmptyWALs removes memtable logs of zero bytes: a process killed
-// right after creating one leaves it behind, and badger then refuses to
-// open. An empty log holds no entries.
+// dropEmptyWALs removes memtable and value logs of zero bytes: a process
+// killed right after creating one leaves it behind, and badger then refuses
+// to open. An empty log holds no entries.
 func dropEmptyWALs(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -487,7 +487,7 @@ func dropEmptyWALs(dir string) error {
 		return err
 	}
 	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".mem") {
+		if !strings.HasSuffix(e.Name(), ".mem") && !strings.HasSuffix(e.Name(), ".vlog") {
 			continue
 		}
 		if info, err := e.Info(); err == nil && info.Size() == 0 {

@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/fb"
 	"github.com/dgraph-io/badger/v4/pb"
+	"github.com/dgraph-io/badger/v4/table"
 	"github.com/dgraph-io/badger/v4/y"
 	"google.golang.org/protobuf/proto"
 )
@@ -17,23 +18,48 @@ import (
 // badger opens it: footer, index checksum and every block checksum.
 // Badger trusts its files and panics (in goroutines we cannot recover) on
 // some damaged ones; a damaged table here means "rebuild the index".
-func validateTables(dir string) error {
-	entries, err := os.ReadDir(dir)
+//
+// Only the tables the manifest lists are checked: a table a killed process
+// was writing is not in it yet, and badger deletes such orphans itself.
+func validateTables(dir string, o badger.Options) error {
+	live, err := manifestTables(dir, o)
 	if err != nil {
-		if os.IsNotExist(err) {
-			return nil
-		}
-		return err
+		return fmt.Errorf("%w: manifest: %v", ErrDamaged, err)
 	}
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sst") {
-			continue
-		}
-		if err := validateTable(filepath.Join(dir, e.Name())); err != nil {
-			return fmt.Errorf("%w: table %s: %v", ErrDamaged, e.Name(), err)
+	for id := range live {
+		name := table.IDToFilename(id)
+		if err := validateTable(filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("%w: table %s: %v", ErrDamaged, name, err)
 		}
 	}
 	return nil
+}
+
+// manifestTables returns the IDs of the tables the manifest lists (none for
+// a new index).
+func manifestTables(dir string, o badger.Options) (ids map[uint64]struct{}, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("unreadable: %v", r)
+		}
+	}()
+	f, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m, _, err := badger.ReplayManifestFile(f, o.ExternalMagicVersion, o)
+	if err != nil {
+		return nil, err
+	}
+	ids = make(map[uint64]struct{}, len(m.Tables))
+	for id := range m.Tables {
+		ids[id] = struct{}{}
+	}
+	return ids, nil
 }
 
 func validateTable(path string) (err error) {
