@@ -297,7 +297,7 @@ func (h *harness) backupStep(j backupJob, logical int64, needs []string) {
 			rw.Error = firstLine(err.Error())
 			h.fail("%s %s: %v", t.Name(), stepTitles[j.Step], err)
 		}
-		rw.StoredBytes, _ = treeSize(t.Repo())
+		rw.StoredBytes, _ = treeSize(t)
 		h.addRow(rw)
 	}
 }
@@ -328,7 +328,7 @@ func (h *harness) restoreStep() {
 		rw.LoadAvgStart = loadAvg()
 		p, img, extra, err := t.Restore(out)
 		rw.fill(p, extra)
-		rw.StoredBytes, _ = treeSize(t.Repo())
+		rw.StoredBytes, _ = treeSize(t)
 		if err != nil {
 			rw.Error = firstLine(err.Error())
 			h.fail("%s restore: %v", t.Name(), err)
@@ -418,23 +418,43 @@ func treeFiles(dir string) ([]string, error) {
 	return files, err
 }
 
-// treeSize is the total apparent size of the regular files below dir.
-func treeSize(dir string) (int64, error) {
+// treeSize is what the regular files below dir take on disk (allocated
+// blocks, so that sparse preallocations such as badger's logs count for
+// what they use), leaving out the files the tool names as free-space
+// reserves (see reserver).
+func treeSize(t tool) (int64, error) {
+	dir := t.Repo()
+	skip := map[string]bool{}
+	if r, ok := t.(reserver); ok {
+		for _, f := range r.Reserves() {
+			skip[filepath.Join(dir, f)] = true
+		}
+	}
 	var n int64
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.Type().IsRegular() {
+		if d.Type().IsRegular() && !skip[p] {
 			info, err := d.Info()
 			if err != nil {
 				return err
 			}
-			n += info.Size()
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
+				n += st.Blocks * 512
+			} else {
+				n += info.Size()
+			}
 		}
 		return nil
 	})
 	return n, err
+}
+
+// reserver is a tool whose repository holds a preallocated free-space
+// reserve: empty space held back, not stored data.
+type reserver interface {
+	Reserves() []string
 }
 
 func checkSpace(dir string, need int64) error {

@@ -220,6 +220,10 @@ func (h *harness) evaluate() {
 			"during timed runs (others_cpu_share in the runs)", 100*worst))
 	}
 	for _, t := range h.tools {
+		if _, ok := t.(reserver); ok {
+			h.res.Notes = append(h.res.Notes, t.Name()+"'s stored bytes leave out its 64 MiB free-space reserve (preallocated, empty); "+
+				"stored bytes are allocated bytes for every tool")
+		}
 		if rs, ok := t.(*restic); ok && !rs.sparse {
 			h.res.Notes = append(h.res.Notes, "restic "+restVersion(h.res.Versions["restic"])+
 				" has no `restore --sparse` (added in 0.15): its restore writes the zero regions out")

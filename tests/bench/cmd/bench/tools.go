@@ -67,6 +67,10 @@ func (c *coffer) Name() string { return "coffer" }
 func (c *coffer) Repo() string { return filepath.Join(c.dir, "store") }
 func (c *coffer) key() string  { return filepath.Join(c.dir, "key") }
 
+// Reserves names Coffer's free-space reserve: 64 MiB fallocated so that a
+// full pool can still flush its index and run GC. It holds no data.
+func (c *coffer) Reserves() []string { return []string{"reserve"} }
+
 func (c *coffer) run(what string, args ...string) (proc, error) {
 	p, err := c.r.run("coffer-"+what, c.dir, nil, c.bin, args...)
 	if p.MaxRSS > 0 {
@@ -111,8 +115,9 @@ func (c *coffer) Backup(j backupJob) (proc, map[string]any, error) {
 func (c *coffer) Restore(dir string) (proc, string, map[string]any, error) {
 	point := c.points[stepDay2A]
 	img := filepath.Join(dir, "disk.img")
+	// --no-sync: restic and borg leave their output in the page cache too.
 	p, err := c.run(stepRestore, "store", "restore-image", "--store", c.Repo(), "--key-file", c.key(),
-		"--point", point, img)
+		"--no-sync", "--point", point, img)
 	return p, img, map[string]any{"point": point}, err
 }
 
