@@ -156,3 +156,26 @@ func TestMultiDiskAndMetadata(t *testing.T) {
 	}
 	_ = context.Background()
 }
+
+// TestLatestWithinOneSecond: points made in quick succession keep their
+// order, so an incremental bases on the newest one.
+func TestLatestWithinOneSecond(t *testing.T) {
+	s, _ := newTestStore(t, InitOptions{})
+	var last string
+	for i := 0; i < 5; i++ {
+		p := backupBytes(t, s, "vm", map[string][]byte{"d": synthDisk(uint64(90+i), 1<<20)}, nil)
+		last = string(p.ID)
+	}
+	b, err := s.NewBackup(context.Background(), BackupSpec{Source: "vm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Abort()
+	if b.Base() == nil || string(b.Base().ID) != last {
+		t.Fatalf("base is %v, want the newest point %s", b.Base(), last)
+	}
+	ids, _ := s.PointIDs()
+	if string(ids[len(ids)-1]) != last {
+		t.Fatalf("points do not list in creation order: %v", ids)
+	}
+}

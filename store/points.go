@@ -89,12 +89,14 @@ func (s *Store) Points() ([]*point.RecoveryPoint, error) {
 	return out, errors.Join(errs...)
 }
 
-// Latest returns the newest point of source.
+// Latest returns the newest point of source (by creation time; IDs sort
+// the same way).
 func (s *Store) Latest(source string) (*point.RecoveryPoint, error) {
 	ids, err := s.PointIDs()
 	if err != nil {
 		return nil, err
 	}
+	var best *point.RecoveryPoint
 	for i := len(ids) - 1; i >= 0; i-- {
 		p, err := s.Point(ids[i])
 		if err != nil {
@@ -103,11 +105,17 @@ func (s *Store) Latest(source string) (*point.RecoveryPoint, error) {
 			}
 			return nil, err
 		}
-		if p.Source == source {
-			return p, nil
+		if p.Source != source {
+			continue
+		}
+		if best == nil || p.Created.After(best.Created) {
+			best = p
 		}
 	}
-	return nil, fmt.Errorf("source %s: %w", source, ErrNoPoint)
+	if best == nil {
+		return nil, fmt.Errorf("source %s: %w", source, ErrNoPoint)
+	}
+	return best, nil
 }
 
 // pinLocked keeps a point's chunks alive while a backup bases on it or a

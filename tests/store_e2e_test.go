@@ -119,7 +119,7 @@ func TestCLIBadInput(t *testing.T) {
 	}{
 		{[]string{"store", "backup-image", "--changed", bad, img}, "line 1"},
 		{[]string{"store", "backup-image", filepath.Join(dir, "missing.img")}, "no such file"},
-		{[]string{"store", "restore-image", "--point", "20990101T000000Z-00000000", filepath.Join(dir, "o")}, "no such recovery point"},
+		{[]string{"store", "restore-image", "--point", "20990101T000000.000000Z-00000000", filepath.Join(dir, "o")}, "no such recovery point"},
 		{[]string{"store", "lock", "--point", "x", "--until", "tomorrow"}, "neither a date"},
 		{[]string{"store", "prune"}, "keeps nothing"},
 		{[]string{"store", "nonsense"}, "unknown subcommand"},

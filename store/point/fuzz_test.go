@@ -59,7 +59,7 @@ func pointSeeds(tb testing.TB) []fuzzSeed {
 		seed("clear-invalid", inClear(testID, mustJSON(tb, invalid)), true),
 		seed("clear-null-fields", inClear(testID, []byte(`{"id":"`+string(testID)+`","source":"h","labels":null,"metadata":{"a":null},"disks":[{"name":"d","size":4096,"groups":[""],"metadata":null}]}`)), true),
 		seed("clear-not-json", inClear(testID, []byte("{")), true),
-		seed("no-id-line", []byte(magic+"20261123T081846Z-3fa9c2e1"), true),
+		seed("no-id-line", []byte(magic+"20261123T081846.000000Z-3fa9c2e1"), true),
 	}
 }
 

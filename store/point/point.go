@@ -15,11 +15,11 @@ import (
 	"coffer.dev/coffer/store/diskmap"
 )
 
-// ID names a recovery point. IDs sort by creation time:
-// 20261123T081846Z-3fa9c2e1.
+// ID names a recovery point. IDs sort by creation time (to the
+// microsecond): 20261123T081846.123456Z-3fa9c2e1.
 type ID string
 
-var idPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$`)
+var idPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}\.[0-9]{6}Z-[0-9a-f]{8}$`)
 
 // NewID returns a fresh ID for a point created at t.
 func NewID(t time.Time) ID {
@@ -27,7 +27,7 @@ func NewID(t time.Time) ID {
 	if _, err := rand.Read(r[:]); err != nil {
 		panic(fmt.Sprintf("crypto/rand: %v", err))
 	}
-	return ID(t.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(r[:]))
+	return ID(t.UTC().Format("20060102T150405.000000Z") + "-" + hex.EncodeToString(r[:]))
 }
 
 // Valid reports whether id has the form NewID makes.

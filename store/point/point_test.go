@@ -17,8 +17,8 @@ import (
 )
 
 const (
-	testID  point.ID = "20261123T081846Z-3fa9c2e1"
-	otherID point.ID = "20261123T081846Z-3fa9c2e2"
+	testID  point.ID = "20261123T081846.000000Z-3fa9c2e1"
+	otherID point.ID = "20261123T081846.000000Z-3fa9c2e2"
 	magic            = "CFRPOINT1\n"
 )
 
@@ -45,7 +45,7 @@ func testPoint() *point.RecoveryPoint {
 		Source:      "vm/4f1c2a9e-7d3b-4c55-9a0e-2b6f1d8c3e10",
 		Created:     created,
 		Finished:    created.Add(95 * time.Second),
-		Base:        "20261122T081801Z-00ff00ff",
+		Base:        "20261122T081801.000000Z-00ff00ff",
 		Consistency: point.ApplicationConsistent,
 		Labels:      map[string]string{"policy": "daily", "tier": "gold"},
 		Metadata:    map[string]json.RawMessage{"vm": json.RawMessage(`{"cpus":4,"memory_mb":8192}`)},
@@ -100,7 +100,7 @@ func TestNewID(t *testing.T) {
 		if !id.Valid() {
 			t.Fatalf("%q is not valid", id)
 		}
-		if !strings.HasPrefix(string(id), "20261123T071846Z-") {
+		if !strings.HasPrefix(string(id), "20261123T071846.000000Z-") && !strings.HasPrefix(string(id), "20261123T071846.000001Z-") {
 			t.Fatalf("%q does not carry the UTC time", id)
 		}
 	}
@@ -114,18 +114,18 @@ func TestNewID(t *testing.T) {
 
 func TestIDValid(t *testing.T) {
 	for id, want := range map[point.ID]bool{
-		testID:                         true,
-		"00000000T000000Z-00000000":    true,
-		"":                             false,
-		"20261123T081846Z":             false,
-		"20261123T081846Z-3fa9c2e":     false,
-		"20261123T081846Z-3fa9c2e1a":   false,
-		"20261123T081846Z-3FA9C2E1":    false,
-		"20261123t081846Z-3fa9c2e1":    false,
-		"2026-11-23T081846Z-3fa9c2e1":  false,
-		"20261123T081846Z-3fa9c2e1\n":  false,
-		" 20261123T081846Z-3fa9c2e1":   false,
-		"20261123T081846Z-3fa9c2e1/..": false,
+		testID:                                true,
+		"00000000T000000.000000Z-00000000":    true,
+		"":                                    false,
+		"20261123T081846Z":                    false,
+		"20261123T081846.000000Z-3fa9c2e":     false,
+		"20261123T081846.000000Z-3fa9c2e1a":   false,
+		"20261123T081846.000000Z-3FA9C2E1":    false,
+		"20261123t081846Z-3fa9c2e1":           false,
+		"2026-11-23T081846Z-3fa9c2e1":         false,
+		"20261123T081846.000000Z-3fa9c2e1\n":  false,
+		" 20261123T081846.000000Z-3fa9c2e1":   false,
+		"20261123T081846.000000Z-3fa9c2e1/..": false,
 	} {
 		if got := id.Valid(); got != want {
 			t.Errorf("%q: Valid() = %v, want %v", id, got, want)
@@ -170,7 +170,7 @@ func TestValidateRejects(t *testing.T) {
 		edit func(p *point.RecoveryPoint)
 	}{
 		{"empty id", func(p *point.RecoveryPoint) { p.ID = "" }},
-		{"malformed id", func(p *point.RecoveryPoint) { p.ID = "20261123T081846Z-XYZ" }},
+		{"malformed id", func(p *point.RecoveryPoint) { p.ID = "20261123T081846.000000Z-XYZ" }},
 		{"malformed base", func(p *point.RecoveryPoint) { p.Base = "yesterday" }},
 		{"empty source", func(p *point.RecoveryPoint) { p.Source = "" }},
 		{"source with dot-dot", func(p *point.RecoveryPoint) { p.Source = "vm/../x" }},
@@ -258,7 +258,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"container file", append([]byte("CFRCTNR1"), good[8:]...), aead, point.ErrFormat},
 		{"magic only", []byte(magic), aead, point.ErrFormat},
 		{"no id line", append([]byte(magic), strings.Repeat("0", 80)...), aead, point.ErrFormat},
-		{"malformed id", append([]byte(magic+"20261123T081846Z-3fa9\n"), good[body:]...), aead, point.ErrFormat},
+		{"malformed id", append([]byte(magic+"20261123T081846.000000Z-3fa9\n"), good[body:]...), aead, point.ErrFormat},
 		{"wrong key", good, otherAEAD(t), crypt.ErrAuth},
 		{"renamed in the id line", append([]byte(magic+string(otherID)+"\n"), good[body:]...), aead, crypt.ErrAuth},
 		{"flipped byte", func() []byte { b := slices.Clone(good); b[len(b)-20] ^= 1; return b }(), aead, crypt.ErrAuth},
