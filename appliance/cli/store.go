@@ -93,6 +93,16 @@ func (so *storeOpts) keyPath() string {
 	return filepath.Clean(so.dir) + ".key"
 }
 
+// parseAndOpen parses the subcommand's flags, then opens the store.
+func (so *storeOpts) parseAndOpen(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) (*store.Store, []string, error) {
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := so.open(ctx, env)
+	return s, pos, err
+}
+
 func (so *storeOpts) open(ctx context.Context, env *Env) (*store.Store, error) {
 	key, err := crypt.ReadKeyFile(so.keyPath())
 	if err != nil {
@@ -468,10 +478,7 @@ type pointRow struct {
 
 func storeList(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet, args []string) error {
 	source := fs.String("source", "", "only points of this source")
-	if _, err := parseInterleaved(fs, args); err != nil {
-		return err
-	}
-	s, err := so.open(ctx, env)
+	s, _, err := so.parseAndOpen(ctx, env, fs, args)
 	if err != nil {
 		return err
 	}
@@ -583,10 +590,7 @@ func storeVerify(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet,
 func storeGC(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet, args []string) error {
 	dry := fs.Bool("dry-run", false, "only report what would be freed")
 	below := fs.Float64("compact-below", 0.5, "compact containers whose live share is under this fraction")
-	if _, err := parseInterleaved(fs, args); err != nil {
-		return err
-	}
-	s, err := so.open(ctx, env)
+	s, _, err := so.parseAndOpen(ctx, env, fs, args)
 	if err != nil {
 		return err
 	}
@@ -608,10 +612,7 @@ func storeGC(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet, arg
 }
 
 func storeStats(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet, args []string) error {
-	if _, err := parseInterleaved(fs, args); err != nil {
-		return err
-	}
-	s, err := so.open(ctx, env)
+	s, _, err := so.parseAndOpen(ctx, env, fs, args)
 	if err != nil {
 		return err
 	}
@@ -760,10 +761,7 @@ func storeBenchReadAt(ctx context.Context, env *Env, so *storeOpts, fs *flag.Fla
 	disk := fs.String("disk", "", "disk name (default: the first)")
 	count := fs.Int("count", 20000, "number of reads measured (after as many warm-up reads)")
 	size := fs.Int("size", 4096, "bytes per read")
-	if _, err := parseInterleaved(fs, args); err != nil {
-		return err
-	}
-	s, err := so.open(ctx, env)
+	s, _, err := so.parseAndOpen(ctx, env, fs, args)
 	if err != nil {
 		return err
 	}

@@ -418,22 +418,31 @@ func (x *Index) Entries(fn func(id chunk.ID, ctr uint64) error) error {
 // NextContainerID returns the high-water mark of container IDs without
 // changing it.
 func (x *Index) NextContainerID() (uint64, error) {
-	next := uint64(1)
+	var next uint64
 	err := x.view(func(txn *badger.Txn) error {
-		item, err := txn.Get(metaNextContainer)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
+		var err error
+		next, err = readNextContainer(txn)
+		return err
+	})
+	return next, err
+}
+
+// readNextContainer reads the high-water mark (1 when none is stored).
+func readNextContainer(txn *badger.Txn) (uint64, error) {
+	item, err := txn.Get(metaNextContainer)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 1, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var next uint64
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("%w: next container id of %d bytes", ErrDamaged, len(v))
 		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			if len(v) != 8 {
-				return fmt.Errorf("%w: next container id of %d bytes", ErrDamaged, len(v))
-			}
-			next = binary.LittleEndian.Uint64(v)
-			return nil
-		})
+		next = binary.LittleEndian.Uint64(v)
+		return nil
 	})
 	return next, err
 }
@@ -447,21 +456,8 @@ func (x *Index) ReserveContainerIDs(n uint64, atLeast uint64) (uint64, error) {
 	}
 	var first uint64
 	err := x.db.Update(func(txn *badger.Txn) error {
-		next := uint64(1)
-		item, err := txn.Get(metaNextContainer)
-		switch {
-		case err == nil:
-			if err := item.Value(func(v []byte) error {
-				if len(v) != 8 {
-					return fmt.Errorf("%w: next container id of %d bytes", ErrDamaged, len(v))
-				}
-				next = binary.LittleEndian.Uint64(v)
-				return nil
-			}); err != nil {
-				return err
-			}
-		case errors.Is(err, badger.ErrKeyNotFound):
-		default:
+		next, err := readNextContainer(txn)
+		if err != nil {
 			return err
 		}
 		first = max(next, atLeast)
