@@ -32,7 +32,7 @@ type bloom struct {
 }
 
 func newBloom(capacity int64) *bloom {
-	capacity = max(capacity, 1<<16)
+	capacity = max(capacity, 1<<12)
 	blocks := (capacity*bitsPerKey + 511) / 512
 	return &bloom{words: make([]uint64, blocks*blockWords), capacity: capacity}
 }
