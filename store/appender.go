@@ -33,6 +33,12 @@ type appender struct {
 	wg    sync.WaitGroup
 	done  chan struct{}
 
+	// Containers are sealed (fsync, rename, index) off the writer's
+	// path, so that the pipeline keeps compressing meanwhile; sealing
+	// bounds how many seals run at once and sealWG waits for them.
+	sealing chan struct{}
+	sealWG  sync.WaitGroup
+
 	errMu sync.Mutex
 	err   error
 
@@ -69,6 +75,8 @@ func (s *Store) newAppender(kind container.Kind, indexEntries bool, onSealed fun
 		jobs:  make(chan *regionJob, s.opt.Workers*2),
 		order: make(chan *regionJob, s.opt.Workers*4),
 		done:  make(chan struct{}),
+
+		sealing: make(chan struct{}, 2),
 	}
 	for i := 0; i < s.opt.Workers; i++ {
 		a.wg.Add(1)
@@ -217,6 +225,21 @@ func (a *appender) write(j *regionJob) error {
 	}
 	w := c.w
 	c.w = nil
+	a.sealing <- struct{}{}
+	a.sealWG.Add(1)
+	go func() {
+		defer a.sealWG.Done()
+		defer func() { <-a.sealing }()
+		if err := a.seal(c.id, w); err != nil {
+			a.setErr(err)
+		}
+	}()
+	return nil
+}
+
+// seal makes a container durable and then indexes it: an index entry
+// never points at a container a power cut could lose.
+func (a *appender) seal(id uint64, w *container.Writer) error {
 	entries := w.Entries()
 	size, err := w.Seal(a.s.aead)
 	if err != nil {
@@ -231,7 +254,7 @@ func (a *appender) write(j *regionJob) error {
 			ids = append(ids, e.ID)
 		}
 	}
-	rec := index.ContainerRecord{ID: c.id, Kind: uint8(a.kind), Size: size, Raw: raw, Entries: uint32(len(entries))}
+	rec := index.ContainerRecord{ID: id, Kind: uint8(a.kind), Size: size, Raw: raw, Entries: uint32(len(entries))}
 	if a.indexEntries {
 		// New index entries may not appear while GC commits its changes.
 		a.s.gcMu.RLock()
@@ -241,10 +264,10 @@ func (a *appender) write(j *regionJob) error {
 		err = a.s.idx.AddContainer(rec, nil)
 	}
 	if err != nil {
-		return fmt.Errorf("index container %d: %w", c.id, a.s.noSpace(err))
+		return fmt.Errorf("index container %d: %w", id, a.s.noSpace(err))
 	}
 	if a.onSealed != nil {
-		a.onSealed(sealedContainer{id: c.id, size: size, entries: entries})
+		a.onSealed(sealedContainer{id: id, size: size, entries: entries})
 	}
 	return nil
 }
@@ -259,6 +282,7 @@ func (a *appender) finish() error {
 	close(a.order)
 	a.wg.Wait()
 	<-a.done
+	a.sealWG.Wait()
 	return a.Err()
 }
 
@@ -272,6 +296,7 @@ func (a *appender) abort() {
 	close(a.order)
 	a.wg.Wait()
 	<-a.done
+	a.sealWG.Wait()
 }
 
 // getBuf returns an empty buffer of at least n bytes capacity from the
