@@ -118,6 +118,26 @@ func (s *Store) NewBackup(ctx context.Context, spec BackupSpec) (*Backup, error)
 	return b, nil
 }
 
+// SetMetadata adds (or replaces) one metadata document of the point; it
+// is written at Commit.
+func (b *Backup) SetMetadata(key string, doc json.RawMessage) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errors.New("set metadata: backup is finished")
+	}
+	if !json.Valid(doc) {
+		return fmt.Errorf("set metadata %q: not valid JSON", key)
+	}
+	m := make(map[string]json.RawMessage, len(b.spec.Metadata)+1)
+	for k, v := range b.spec.Metadata {
+		m[k] = v
+	}
+	m[key] = append(json.RawMessage(nil), doc...)
+	b.spec.Metadata = m
+	return nil
+}
+
 // ID returns the ID the point will have.
 func (b *Backup) ID() point.ID { return b.id }
 

@@ -185,3 +185,16 @@ func ReadKeyFile(path string) (MasterKey, error) {
 	}
 	return MasterKey{}, fmt.Errorf("key file %s holds no key", path)
 }
+
+// Derive returns a key for purpose (such as "appliance secrets"),
+// derived from the data key: HMAC-SHA-256(data key, "coffer derived key
+// v1" || 0 || purpose). Keys of different purposes are independent, and
+// all of them are recovered with the master key.
+func (k *Keyring) Derive(purpose string) [KeySize]byte {
+	m := hmac.New(sha256.New, k.Data[:])
+	m.Write([]byte("coffer derived key v1\x00"))
+	m.Write([]byte(purpose))
+	var out [KeySize]byte
+	copy(out[:], m.Sum(nil))
+	return out
+}

@@ -43,6 +43,9 @@ const (
 	FileSystemConsistent Consistency = "filesystem"
 	// CrashConsistent: as if the power had been cut at the snapshot.
 	CrashConsistent Consistency = "crash"
+	// PoweredOff: the machine was not running; its disks are as the
+	// guest left them when it stopped.
+	PoweredOff Consistency = "powered-off"
 	// Unknown: the source could not say (an image file, a block device).
 	Unknown Consistency = "unknown"
 )
