@@ -50,6 +50,8 @@ func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(form
 func commands() []command {
 	return []command{
 		{name: "store", usage: "manage a deduplicating store (init, backup-image, restore-image, list, verify, gc, stats, lock, delete, prune, recovery-key)", run: runStore},
+		{name: "setup", usage: "prepare an appliance state directory (store, key, appliance ID)", run: runSetup},
+		{name: "vsphere", usage: "connect to vCenter/ESXi, list its inventory, back up a VM now, sweep leftover snapshots", run: runVSphere},
 		{name: "demo", usage: "initialise a store under ./var/demo, back up a generated disk image (full, then changed extents), restore it and print the figures", run: runDemo},
 		{name: "version", usage: "print the version", run: func(_ context.Context, env *Env, _ []string) error {
 			fmt.Fprintln(env.Stdout, "coffer", Version)

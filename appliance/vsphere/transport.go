@@ -1,0 +1,363 @@
+package vsphere
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/vim25/soap"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"coffer.dev/coffer/store"
+)
+
+// SnapshotDisk is one disk of a VM as frozen by a snapshot: what a
+// DiskTransport opens.
+type SnapshotDisk struct {
+	VM         types.ManagedObjectReference
+	Snapshot   types.ManagedObjectReference
+	Datacenter string // inventory path of the datacenter ("/DC")
+	Disk       Disk   // from the snapshot's configuration
+	// Reads are the extents that will be read, in order: a transport may
+	// fetch them ahead of time.
+	Reads []store.Extent
+}
+
+// DiskReader reads the frozen contents of a disk. ReadAt may be called
+// from several goroutines.
+type DiskReader interface {
+	io.ReaderAt
+	io.Closer
+	// Stats reports what the reader fetched.
+	Stats() ReadStats
+}
+
+// ReadStats are the figures of one disk read.
+type ReadStats struct {
+	Requests int64 `json:"requests"`
+	Bytes    int64 `json:"bytes"`
+	Retries  int64 `json:"retries"`
+}
+
+// DiskTransport opens frozen disks. The engine reads through this
+// interface only, so that other transports (NFC export of the snapshot,
+// NBD) can be added without touching it.
+type DiskTransport interface {
+	Name() string
+	OpenDisk(ctx context.Context, d SnapshotDisk) (DiskReader, error)
+}
+
+// FolderTransport reads the flat extent of a disk over HTTPS from the
+// datastore's /folder URL with Range requests, several in flight, with
+// adjacent extents merged into large reads (each request has a fixed
+// cost). It needs flat (non-delta) disks: the snapshot's parent disk is
+// exactly what the snapshot froze.
+type FolderTransport struct {
+	Client *Client
+	// InFlight is how many reads run ahead of the store (default 4).
+	InFlight int
+	// MaxRead is the largest single request (default 8 MiB).
+	MaxRead int64
+	// MaxGap merges extents separated by at most this many bytes
+	// (default 256 KiB: reading a gap costs less than another request).
+	MaxGap int64
+	// Retries of one request after a dropped connection or a server
+	// error (default 3).
+	Retries int
+}
+
+// Name implements DiskTransport.
+func (t *FolderTransport) Name() string { return "https-folder" }
+
+// OpenDisk implements DiskTransport.
+func (t *FolderTransport) OpenDisk(ctx context.Context, d SnapshotDisk) (DiskReader, error) {
+	if d.Disk.Delta {
+		return nil, fmt.Errorf("disk %s (%s) is a snapshot delta: the VM has snapshots of its own; the https-folder transport reads flat disks only (consolidate or delete the VM's snapshots)", d.Disk.Controller, d.Disk.File)
+	}
+	if d.Disk.RDM == "physical" {
+		return nil, fmt.Errorf("disk %s is a physical-mode RDM", d.Disk.Controller)
+	}
+	ds, rel, ok := splitDatastorePath(d.Disk.File)
+	if !ok {
+		return nil, fmt.Errorf("disk %s: cannot parse datastore path %q", d.Disk.Controller, d.Disk.File)
+	}
+	flat := flatExtentPath(rel)
+	if d.Disk.RDM == "virtual" {
+		flat = strings.TrimSuffix(rel, ".vmdk") + "-rdm.vmdk"
+	}
+	u := object.NewDatastoreURL(*t.Client.soap.URL(), d.Datacenter, ds, flat)
+	maxRead := t.MaxRead
+	if maxRead <= 0 {
+		maxRead = 8 << 20
+	}
+	gap := t.MaxGap
+	if gap < 0 {
+		gap = 0
+	} else if gap == 0 {
+		gap = 256 << 10
+	}
+	inflight := t.InFlight
+	if inflight <= 0 {
+		inflight = 4
+	}
+	retries := t.Retries
+	if retries <= 0 {
+		retries = 3
+	}
+	r := newPrefetchReader(ctx, planWindows(d.Reads, d.Disk.Capacity, maxRead, gap), inflight,
+		func(ctx context.Context, off int64, p []byte) error {
+			return t.get(ctx, u, off, p, retries)
+		})
+	return r, nil
+}
+
+// get reads p from off of the file at u, retrying dropped connections,
+// server errors and an expired session.
+func (t *FolderTransport) get(ctx context.Context, u *url.URL, off int64, p []byte, retries int) error {
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = t.getOnce(ctx, u, off, p)
+		if err == nil || ctx.Err() != nil || attempt >= retries || errors.Is(err, errPermanent) {
+			return err
+		}
+		t.Client.log.Warn("disk read failed, retrying", "url", u.Path, "offset", off, "length", len(p), "attempt", attempt+1, "err", err)
+		select {
+		case <-time.After(time.Duration(200*(attempt+1)) * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+var errPermanent = errors.New("permanent")
+
+func (t *FolderTransport) getOnce(ctx context.Context, u *url.URL, off int64, p []byte) error {
+	c := t.Client
+	gen := c.generation()
+	res, err := c.soap.DownloadRequest(ctx, u, &soap.Download{
+		Method:  http.MethodGet,
+		Headers: map[string]string{"Range": fmt.Sprintf("bytes=%d-%d", off, off+int64(len(p))-1)},
+	})
+	if err != nil {
+		return fmt.Errorf("GET %s at %d: %w", u.Path, off, unwrapTLS(err))
+	}
+	defer res.Body.Close()
+	switch res.StatusCode {
+	case http.StatusPartialContent:
+	case http.StatusOK:
+		// A server that ignores Range sends the whole file: skip to off.
+		if _, err := io.CopyN(io.Discard, res.Body, off); err != nil {
+			return fmt.Errorf("GET %s: skip to %d: %w", u.Path, off, err)
+		}
+	case http.StatusUnauthorized, http.StatusForbidden:
+		if lerr := c.login(ctx, gen); lerr != nil {
+			return fmt.Errorf("GET %s: %s, and logging in again failed: %v: %w", u.Path, res.Status, lerr, errPermanent)
+		}
+		return fmt.Errorf("GET %s: %s (logged in again)", u.Path, res.Status)
+	case http.StatusNotFound:
+		return fmt.Errorf("GET %s: the disk file is missing (%s): %w", u.Path, res.Status, errPermanent)
+	case http.StatusRequestedRangeNotSatisfiable:
+		return fmt.Errorf("GET %s: range %d+%d is beyond the disk file (%s): %w", u.Path, off, len(p), res.Status, errPermanent)
+	default:
+		return fmt.Errorf("GET %s at %d: %s", u.Path, off, res.Status)
+	}
+	if _, err := io.ReadFull(res.Body, p); err != nil {
+		return fmt.Errorf("GET %s at %d: read body: %w", u.Path, off, err)
+	}
+	return nil
+}
+
+// window is one planned read.
+type window struct {
+	off, len int64
+	need     int64 // bytes of planned extents inside
+	got      int64 // bytes handed out
+	buf      []byte
+	state    int // 0 waiting, 1 fetching, 2 ready, 3 released
+	err      error
+	done     chan struct{}
+}
+
+// planWindows merges extents into reads of at most maxRead bytes that
+// never cross a store range (16 MiB), so that each read is consumed by
+// one store worker.
+func planWindows(exts []store.Extent, size, maxRead, gap int64) []*window {
+	exts = append([]store.Extent(nil), exts...)
+	sort.Slice(exts, func(i, j int) bool { return exts[i].Offset < exts[j].Offset })
+	const rangeSize = 16 << 20
+	var out []*window
+	for _, e := range exts {
+		s, end := max(e.Offset, 0), min(e.Offset+e.Length, size)
+		for s < end {
+			rEnd := (s/rangeSize + 1) * rangeSize
+			t := min(end, rEnd)
+			if n := len(out); n > 0 {
+				w := out[n-1]
+				if s-(w.off+w.len) <= gap && s >= w.off+w.len && (s-1)/rangeSize == w.off/rangeSize && t-w.off <= maxRead {
+					w.len = t - w.off
+					w.need += t - s
+					s = t
+					continue
+				}
+			}
+			l := min(t-s, maxRead)
+			out = append(out, &window{off: s, len: l, need: l, done: make(chan struct{})})
+			s += l
+		}
+	}
+	return out
+}
+
+// prefetchReader serves ReadAt from windows fetched ahead, and reads
+// anything outside them directly.
+type prefetchReader struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	fetch  func(ctx context.Context, off int64, p []byte) error
+
+	mu      sync.Mutex
+	wins    []*window
+	next    int // next window to start
+	ahead   int // windows fetching or ready and not released
+	limit   int
+	maxRead int64 // highest offset read so far
+	stats   ReadStats
+	wg      sync.WaitGroup
+	closed  bool
+}
+
+func newPrefetchReader(ctx context.Context, wins []*window, inflight int, fetch func(context.Context, int64, []byte) error) *prefetchReader {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &prefetchReader{ctx: ctx, cancel: cancel, fetch: fetch, wins: wins, limit: inflight + 2}
+	r.mu.Lock()
+	r.startLocked()
+	r.mu.Unlock()
+	return r
+}
+
+// startLocked starts fetching windows while fewer than limit are ahead.
+func (r *prefetchReader) startLocked() {
+	for r.next < len(r.wins) && r.ahead < r.limit && !r.closed {
+		w := r.wins[r.next]
+		r.next++
+		r.ahead++
+		w.state = 1
+		w.buf = make([]byte, w.len)
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			err := r.fetch(r.ctx, w.off, w.buf)
+			r.mu.Lock()
+			r.stats.Requests++
+			if err == nil {
+				r.stats.Bytes += w.len
+			}
+			w.err = err
+			w.state = 2
+			r.mu.Unlock()
+			close(w.done)
+		}()
+	}
+}
+
+// releaseLocked frees a window's buffer.
+func (r *prefetchReader) releaseLocked(w *window) {
+	if w.state == 2 {
+		w.state = 3
+		w.buf = nil
+		r.ahead--
+	}
+}
+
+// ReadAt implements io.ReaderAt.
+func (r *prefetchReader) ReadAt(p []byte, off int64) (int, error) {
+	end := off + int64(len(p))
+	r.mu.Lock()
+	i := sort.Search(len(r.wins), func(i int) bool { return r.wins[i].off+r.wins[i].len > off })
+	var w *window
+	if i < len(r.wins) && r.wins[i].off <= off && end <= r.wins[i].off+r.wins[i].len && r.wins[i].state != 3 {
+		w = r.wins[i]
+		if w.state == 0 {
+			// Asked before its turn: start everything up to it.
+			for r.next <= i {
+				r.limit++
+				r.startLocked()
+			}
+		}
+	}
+	if end > r.maxRead {
+		r.maxRead = end
+		// Windows far behind the reads will not be asked for again.
+		for j := 0; j < r.next; j++ {
+			if ww := r.wins[j]; ww.state == 2 && ww.off+ww.len+2*(16<<20) < off {
+				r.releaseLocked(ww)
+			}
+		}
+	}
+	r.mu.Unlock()
+	if w == nil {
+		// Outside the plan (the re-chunking context around changes).
+		err := r.fetch(r.ctx, off, p)
+		r.mu.Lock()
+		r.stats.Requests++
+		if err == nil {
+			r.stats.Bytes += int64(len(p))
+		}
+		r.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	select {
+	case <-w.done:
+	case <-r.ctx.Done():
+		return 0, r.ctx.Err()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.state == 3 {
+		r.mu.Unlock()
+		err := r.fetch(r.ctx, off, p)
+		r.mu.Lock()
+		if err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	copy(p, w.buf[off-w.off:])
+	w.got += int64(len(p))
+	if w.got >= w.need {
+		r.releaseLocked(w)
+		r.startLocked()
+	}
+	return len(p), nil
+}
+
+// Stats implements DiskReader.
+func (r *prefetchReader) Stats() ReadStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}
+
+// Close stops the reads in flight.
+func (r *prefetchReader) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.cancel()
+	r.wg.Wait()
+	return nil
+}
