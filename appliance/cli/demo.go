@@ -17,12 +17,12 @@ import (
 	"coffer.dev/coffer/store/crypt"
 )
 
-// runDemo shows the store end to end on a generated disk: a full backup,
+// runDemoStore shows the store end to end on a generated disk: a full backup,
 // a day of change backed up from its changed-extent list, restores of
 // both points checked bit for bit, verify and the figures.
-func runDemo(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "demo", "demo [--dir DIR] [--size MiB]")
-	dir := fs.String("dir", filepath.Join("var", "demo"), "working directory (recreated)")
+func runDemoStore(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "demo-store", "demo-store [--dir DIR] [--size MiB]")
+	dir := fs.String("dir", filepath.Join("var", "demo-store"), "working directory (recreated)")
 	sizeMiB := fs.Int("size", 512, "disk size in MiB")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
@@ -115,13 +115,25 @@ func readKey(path string) (crypt.MasterKey, error) { return crypt.ReadKeyFile(pa
 // generated tree with mke2fs -d when mke2fs is installed, or generated
 // file-like content otherwise.
 func makeDemoDisk(ctx context.Context, path string, size int64, tree string) error {
-	r := rand.New(rand.NewPCG(42, 42))
+	return makeDemoDiskSeeded(ctx, path, size, tree, 42)
+}
+
+// makeDemoDiskSeeded is makeDemoDisk with another generated tree for
+// each seed (the tree directory is recreated).
+func makeDemoDiskSeeded(ctx context.Context, path string, size int64, tree string, seed uint64) error {
+	r := rand.New(rand.NewPCG(seed, 42))
+	if err := os.RemoveAll(tree); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(tree, 0o700); err != nil {
 		return err
 	}
 	words := strings.Fields("coffer backup restore appliance vmware snapshot chunk container index tape vault retention policy " +
 		"the of and to in is that for it as was with be by on not he this are or his from at which but have")
-	for i := 0; i < 600; i++ {
+	// About a third of the file system holds files (the 1 MiB ones and
+	// ~20 KiB on average for the rest).
+	files := int(min(600, size/(96<<10)))
+	for i := 0; i < files; i++ {
 		sub := filepath.Join(tree, fmt.Sprintf("dir%02d", i%30))
 		if err := os.MkdirAll(sub, 0o700); err != nil {
 			return err

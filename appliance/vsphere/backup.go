@@ -112,9 +112,12 @@ type Result struct {
 	Point       point.ID          `json:"point,omitempty"`
 	Consistency point.Consistency `json:"consistency,omitempty"`
 	Warnings    []string          `json:"warnings,omitempty"`
-	Disks       []DiskResult      `json:"disks"`
-	Started     time.Time         `json:"started"`
-	Finished    time.Time         `json:"finished"`
+	// Notes are informational (change tracking switched on for a VM's
+	// first backup).
+	Notes    []string     `json:"notes,omitempty"`
+	Disks    []DiskResult `json:"disks"`
+	Started  time.Time    `json:"started"`
+	Finished time.Time    `json:"finished"`
 	// SnapshotRemoved is false only when removal failed every retry (the
 	// next sweep tries again).
 	SnapshotRemoved bool   `json:"snapshot_removed"`
@@ -246,7 +249,12 @@ func (e *Engine) BackupVM(ctx context.Context, req BackupRequest) (res *Result, 
 			res.warn("could not enable changed block tracking (%v): every backup reads whole disks", err)
 		} else {
 			res.CBTEnabled = true
-			res.warn("changed block tracking was off and has been enabled: this backup reads the whole disks")
+			msg := "changed block tracking was off and has been enabled: this backup reads the whole disks"
+			if last, _ := e.Store.Latest(SourceName(vm.InstanceUUID)); last != nil {
+				res.warn("%s", msg) // someone switched it off since the last backup
+			} else {
+				res.Notes = append(res.Notes, msg)
+			}
 			log.Info("enabled changed block tracking")
 		}
 	}

@@ -351,7 +351,7 @@ func TestBackupFullThenIncremental(t *testing.T) {
 		t.Fatal(err)
 	}
 	v.noSnapshots(t, vm.UUID)
-	if !res.CBTEnabled || res.Consistency != point.FileSystemConsistent || !res.SnapshotRemoved {
+	if !res.CBTEnabled || len(res.Notes) == 0 || len(res.Warnings) != 0 || res.Consistency != point.FileSystemConsistent || !res.SnapshotRemoved {
 		t.Fatalf("first backup: %+v", res)
 	}
 	if d := diskResult(t, res, "scsi0:0"); d.Method != "full" || d.Read.Bytes >= size0 {

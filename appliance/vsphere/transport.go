@@ -67,7 +67,8 @@ type FolderTransport struct {
 	// MaxRead is the largest single request (default 8 MiB).
 	MaxRead int64
 	// MaxGap merges extents separated by at most this many bytes
-	// (default 256 KiB: reading a gap costs less than another request).
+	// (default 64 KiB: reading a short gap costs less than another
+	// request; allocated areas come in 64 KiB blocks).
 	MaxGap int64
 	// Retries of one request after a dropped connection or a server
 	// error (default 3).
@@ -102,7 +103,7 @@ func (t *FolderTransport) OpenDisk(ctx context.Context, d SnapshotDisk) (DiskRea
 	if gap < 0 {
 		gap = 0
 	} else if gap == 0 {
-		gap = 256 << 10
+		gap = 64 << 10
 	}
 	inflight := t.InFlight
 	if inflight <= 0 {
@@ -201,7 +202,7 @@ func planWindows(exts []store.Extent, size, maxRead, gap int64) []*window {
 			t := min(end, rEnd)
 			if n := len(out); n > 0 {
 				w := out[n-1]
-				if s-(w.off+w.len) <= gap && s >= w.off+w.len && (s-1)/rangeSize == w.off/rangeSize && t-w.off <= maxRead {
+				if s-(w.off+w.len) <= gap && s >= w.off+w.len && s/rangeSize == w.off/rangeSize && t-w.off <= maxRead {
 					w.len = t - w.off
 					w.need += t - s
 					s = t
@@ -277,20 +278,40 @@ func (r *prefetchReader) releaseLocked(w *window) {
 	}
 }
 
-// ReadAt implements io.ReaderAt.
+// ReadAt implements io.ReaderAt. A read may span several windows and
+// the gaps between them; what no window holds is fetched directly.
 func (r *prefetchReader) ReadAt(p []byte, off int64) (int, error) {
+	done := 0
+	for done < len(p) {
+		n, err := r.readPart(p[done:], off+int64(done))
+		if err != nil {
+			return done, err
+		}
+		done += n
+	}
+	return done, nil
+}
+
+// readPart serves a prefix of p at off from one window, or from a direct
+// fetch up to the next window.
+func (r *prefetchReader) readPart(p []byte, off int64) (int, error) {
 	end := off + int64(len(p))
 	r.mu.Lock()
 	i := sort.Search(len(r.wins), func(i int) bool { return r.wins[i].off+r.wins[i].len > off })
 	var w *window
-	if i < len(r.wins) && r.wins[i].off <= off && end <= r.wins[i].off+r.wins[i].len && r.wins[i].state != 3 {
-		w = r.wins[i]
-		if w.state == 0 {
-			// Asked before its turn: start everything up to it.
-			for r.next <= i {
-				r.limit++
-				r.startLocked()
+	direct := int64(len(p))
+	if i < len(r.wins) {
+		if c := r.wins[i]; c.off <= off && c.state != 3 {
+			w = c
+			if w.state == 0 {
+				// Asked before its turn: start everything up to it.
+				for r.next <= i {
+					r.limit++
+					r.startLocked()
+				}
 			}
+		} else if c.off > off {
+			direct = min(direct, c.off-off)
 		}
 	}
 	if end > r.maxRead {
@@ -305,44 +326,48 @@ func (r *prefetchReader) ReadAt(p []byte, off int64) (int, error) {
 	r.mu.Unlock()
 	if w == nil {
 		// Outside the plan (the re-chunking context around changes).
-		err := r.fetch(r.ctx, off, p)
-		r.mu.Lock()
-		r.stats.Requests++
-		if err == nil {
-			r.stats.Bytes += int64(len(p))
-		}
-		r.mu.Unlock()
-		if err != nil {
+		if err := r.direct(p[:direct], off); err != nil {
 			return 0, err
 		}
-		return len(p), nil
+		return int(direct), nil
 	}
 	select {
 	case <-w.done:
 	case <-r.ctx.Done():
 		return 0, r.ctx.Err()
 	}
+	n := int(min(int64(len(p)), w.off+w.len-off))
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if w.err != nil {
+		r.mu.Unlock()
 		return 0, w.err
 	}
-	if w.state == 3 {
+	if w.state == 3 { // released meanwhile
 		r.mu.Unlock()
-		err := r.fetch(r.ctx, off, p)
-		r.mu.Lock()
-		if err != nil {
+		if err := r.direct(p[:n], off); err != nil {
 			return 0, err
 		}
-		return len(p), nil
+		return n, nil
 	}
-	copy(p, w.buf[off-w.off:])
-	w.got += int64(len(p))
+	copy(p[:n], w.buf[off-w.off:])
+	w.got += int64(n)
 	if w.got >= w.need {
 		r.releaseLocked(w)
 		r.startLocked()
 	}
-	return len(p), nil
+	r.mu.Unlock()
+	return n, nil
+}
+
+func (r *prefetchReader) direct(p []byte, off int64) error {
+	err := r.fetch(r.ctx, off, p)
+	r.mu.Lock()
+	r.stats.Requests++
+	if err == nil {
+		r.stats.Bytes += int64(len(p))
+	}
+	r.mu.Unlock()
+	return err
 }
 
 // Stats implements DiskReader.

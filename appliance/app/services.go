@@ -1,0 +1,102 @@
+package app
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+
+	"coffer.dev/coffer/appliance/jobs"
+	"coffer.dev/coffer/appliance/vsphere"
+	"coffer.dev/coffer/store/point"
+)
+
+// Services is the running appliance: the job manager over a vCenter
+// connection made on first use (so the appliance starts while vCenter
+// is down), and the store. It is what the API serves.
+type Services struct {
+	*jobs.Manager
+	app *App
+
+	mu     sync.Mutex
+	client *vsphere.Client
+	engine *vsphere.Engine
+}
+
+// StartServices opens the job manager in the state directory and starts
+// its runner and scheduler. o's Backupper, Inventory, Points and Secrets
+// are filled in.
+func (a *App) StartServices(ctx context.Context, o jobs.Options) (*Services, error) {
+	s := &Services{app: a}
+	o.Backupper, o.Inventory, o.Points, o.Secrets = s, s, a.Store, a
+	if o.Log == nil {
+		o.Log = a.Log
+	}
+	m, err := jobs.Open(filepath.Join(a.Dir, JobsDir), o)
+	if err != nil {
+		return nil, err
+	}
+	s.Manager = m
+	if err := m.Start(ctx); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close stops the jobs (running ones are marked interrupted) and logs
+// out.
+func (s *Services) Close() error {
+	err := s.Manager.Close()
+	s.mu.Lock()
+	if s.client != nil {
+		_ = s.client.Logout(context.Background())
+		s.client, s.engine = nil, nil
+	}
+	s.mu.Unlock()
+	return err
+}
+
+// Engine returns the ingest engine, connecting to vCenter if needed.
+func (s *Services) Engine(ctx context.Context) (*vsphere.Engine, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.engine != nil {
+		return s.engine, nil
+	}
+	c, err := s.app.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.client, s.engine = c, s.app.Engine(c)
+	return s.engine, nil
+}
+
+// BackupVM implements jobs.Backupper.
+func (s *Services) BackupVM(ctx context.Context, req vsphere.BackupRequest) (*vsphere.Result, error) {
+	e, err := s.Engine(ctx)
+	if err != nil {
+		return &vsphere.Result{}, err
+	}
+	return e.BackupVM(ctx, req)
+}
+
+// SweepSnapshots implements jobs.Backupper.
+func (s *Services) SweepSnapshots(ctx context.Context, vmUUID string) ([]vsphere.SweptSnapshot, error) {
+	e, err := s.Engine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return e.SweepSnapshots(ctx, vmUUID)
+}
+
+// Inventory implements jobs.InventorySource.
+func (s *Services) Inventory(ctx context.Context) (*vsphere.Inventory, error) {
+	e, err := s.Engine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return e.Client.Inventory(ctx)
+}
+
+// Points lists the store's recovery points.
+func (s *Services) Points() ([]*point.RecoveryPoint, error) { return s.app.Store.Points() }

@@ -1,0 +1,257 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"coffer.dev/coffer/appliance/app"
+	"coffer.dev/coffer/appliance/jobs"
+	"coffer.dev/coffer/appliance/jobs/schedule"
+	"coffer.dev/coffer/appliance/vsphere"
+	"coffer.dev/coffer/appliance/vsphere/vcsim"
+	"coffer.dev/coffer/store"
+	"coffer.dev/coffer/ui"
+)
+
+// demoVM is one VM of the embedded vCenter.
+type demoVM struct {
+	name, folder, host, guest, power string
+	disks                            []int64 // MiB
+	tags                             []string
+}
+
+var demoVMs = []demoVM{
+	{name: "web01", folder: "Production/Web", host: "DC0_C0_H0", guest: "debian12_64Guest", power: "poweredOn", disks: []int64{160, 64}, tags: []string{"Backup/Gold"}},
+	{name: "web02", folder: "Production/Web", host: "DC0_C0_H1", guest: "debian12_64Guest", power: "poweredOn", disks: []int64{160}, tags: []string{"Backup/Gold"}},
+	{name: "db01", folder: "Production/Databases", host: "DC0_C0_H1", guest: "debian12_64Guest", power: "poweredOn", disks: []int64{128, 192}},
+	{name: "fileserver", folder: "Office", host: "DC0_H0", guest: "windows2019srv_64Guest", power: "poweredOn", disks: []int64{192}},
+	{name: "build-old", folder: "Lab", host: "DC0_H0", guest: "otherLinux64Guest", power: "poweredOff", disks: []int64{96}},
+}
+
+// runDemo starts the appliance against an embedded vSphere simulator
+// holding a handful of VMs with real file systems, protects them with a
+// first policy, runs its first backup with live progress, and serves
+// the API until interrupted.
+func runDemo(ctx context.Context, env *Env, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	dir := fs.String("dir", filepath.Join("var", "demo"), "working directory (recreated)")
+	listen := fs.String("listen", "127.0.0.1:8443", "HTTPS address of the API")
+	serve := fs.Bool("serve", true, "keep serving the API after the first backup (until Ctrl-C)")
+	scale := fs.Int("scale", 100, "disk sizes in percent of the defaults (tests use less)")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	if *scale < 10 || *scale > 1000 {
+		return usagef("demo: --scale must be between 10 and 1000")
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if os.Getenv("COFFER_DEBUG") == "" {
+		// The demo narrates; the log keeps to problems.
+		env = &Env{Stdout: env.Stdout, Stderr: env.Stderr, Log: slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	}
+	say := func(format string, a ...any) { fmt.Fprintf(env.Stdout, format+"\n", a...) }
+	if err := os.RemoveAll(*dir); err != nil {
+		return err
+	}
+	for _, d := range []string{"datastores", "images"} {
+		if err := os.MkdirAll(filepath.Join(*dir, d), 0o700); err != nil {
+			return err
+		}
+	}
+
+	say("== Starting an embedded vCenter (govmomi simulator with change tracking) and its VMs")
+	sim, err := vcsim.Start(ctx, vcsim.Options{Dir: filepath.Join(*dir, "datastores")})
+	if err != nil {
+		return err
+	}
+	defer sim.Close()
+	for i, v := range demoVMs {
+		spec := vcsim.VMSpec{Name: v.name, Folder: v.folder, Host: v.host, GuestID: v.guest, PowerState: v.power, Tags: v.tags}
+		for j, mb := range v.disks {
+			size := mb * int64(*scale) / 100 << 20
+			size = max(size, 16<<20) &^ (1<<20 - 1)
+			img := filepath.Join(*dir, "images", fmt.Sprintf("%s-%d.img", v.name, j))
+			if err := makeDemoDiskSeeded(ctx, img, size, filepath.Join(*dir, "images", "tree"), uint64(i*10+j)); err != nil {
+				return err
+			}
+			f, err := os.Open(img)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			spec.Disks = append(spec.Disks, vcsim.DiskSpec{Capacity: size, Thin: j > 0, Content: f, Datastore: fmt.Sprintf("LocalDS_%d", j%2)})
+		}
+		vm, err := sim.CreateVM(ctx, spec)
+		if err != nil {
+			return fmt.Errorf("demo VM %s: %w", v.name, err)
+		}
+		say("   %-11s %-22s %-10s %d disk(s), instance UUID %s", v.name, v.folder, v.power, len(v.disks), vm.UUID)
+	}
+	_ = os.RemoveAll(filepath.Join(*dir, "images"))
+
+	state := filepath.Join(*dir, "appliance")
+	say("\n== Setting up the appliance in %s", state)
+	if err := app.Init(state); err != nil {
+		return err
+	}
+	a, err := app.Open(ctx, state, env.Log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	cert, err := vsphere.ProbeCertificate(ctx, sim.URL().String(), vsphere.Trust{})
+	if err != nil {
+		return err
+	}
+	say("   vCenter %s presents a self-signed certificate, SHA-256 %s", sim.URL().Host, cert.SHA256)
+	say("   trusting it explicitly (pinned), as the setup wizard asks the administrator to")
+	user, pass := sim.Credentials()
+	if err := a.SetVCenter(ctx, vsphere.Endpoint{URL: sim.URL().String(), Username: user, Password: pass,
+		Trust: vsphere.Trust{Thumbprints: map[string]string{sim.URL().Hostname(): cert.SHA256}}}); err != nil {
+		return err
+	}
+	say("   logged in as %s; the password is stored encrypted under the store's key", user)
+	adminPW, err := demoPassword()
+	if err != nil {
+		return err
+	}
+	if err := ui.SetAdmin(state, "admin", adminPW); err != nil {
+		return err
+	}
+
+	svc, err := a.StartServices(ctx, jobs.Options{})
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	pol, err := svc.CreatePolicy(jobs.Policy{
+		Name: "All VMs nightly", Enabled: true, Selection: jobs.Selection{All: true},
+		Schedule: schedule.MustParse("*-*-* 22:00"), Window: mustWindow("22:00-06:00"),
+		Retention: store.Retention{Daily: 14, Weekly: 8, Monthly: 12}, Consistency: vsphere.PreferApplication,
+	})
+	if err != nil {
+		return err
+	}
+	say("   policy %q: all VMs, nightly at 22:00 in the window 22:00–06:00, keep 14 daily / 8 weekly / 12 monthly", pol.Name)
+
+	say("\n== First backup (runs now instead of tonight)")
+	events, cancel := svc.Subscribe()
+	defer cancel()
+	jobID, err := svc.RunPolicy(ctx, pol.ID, jobs.TriggerManual)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	job, err := followJob(ctx, env, svc, events, jobID)
+	if err != nil {
+		return err
+	}
+	say("\n   job %s: %s in %s, read %s, stored %s", job.ID, job.State, time.Since(start).Round(time.Millisecond), human(job.BytesRead), human(job.BytesStored))
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "   VM\tSTATE\tCONSISTENCY\tREAD\tSTORED\tTIME\tNOTE")
+	for _, r := range job.VMs {
+		cons, note := "", r.Reason+r.Error
+		if r.Result != nil {
+			cons = string(r.Result.Consistency)
+			if len(r.Result.Notes) > 0 {
+				note = r.Result.Notes[0]
+			}
+			if len(r.Result.Warnings) > 0 {
+				note = r.Result.Warnings[0]
+			}
+		}
+		fmt.Fprintf(tw, "   %s\t%s\t%s\t%s\t%s\t%s\t%.90s\n", r.Name, r.State, cons, human(r.BytesRead), human(r.BytesStored), r.Duration.Round(time.Millisecond), note)
+	}
+	tw.Flush()
+	rep, err := svc.Protection(ctx)
+	if err != nil {
+		return err
+	}
+	st, err := a.Store.Stats()
+	if err == nil {
+		say("   store: %s logical in %d points, %s stored", human(st.Logical), st.Points, human(st.Stored))
+	}
+	say("   protection: %d VMs, %d protected, %d unprotected, %d RPO misses", rep.Totals.VMs, rep.Totals.Protected, rep.Totals.Unprotected, rep.Totals.RPOMiss)
+	if job.State == jobs.JobFailed {
+		return fmt.Errorf("demo: the first backup failed")
+	}
+	if !*serve {
+		return nil
+	}
+
+	srv := &ui.Server{Dir: state, Addr: *listen, Backend: svc, Log: env.Log}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer srv.Shutdown(context.Background())
+	say("\n== The appliance is serving its API at %s/api/v1", srv.URL())
+	say("   certificate SHA-256 %s (self-signed)", srv.CertificateFingerprint())
+	say("   log in as admin with password %s", adminPW)
+	say("   e.g.  TOKEN=$(curl -sk %s/api/v1/login -d '{\"username\":\"admin\",\"password\":\"%s\"}' | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')", srv.URL(), adminPW)
+	say("         curl -sk -H \"Authorization: Bearer $TOKEN\" %s/api/v1/protection", srv.URL())
+	say("   Ctrl-C stops the demo.")
+	<-ctx.Done()
+	return nil
+}
+
+func mustWindow(s string) schedule.Window {
+	w, err := schedule.ParseWindow(s)
+	if err != nil {
+		panic(err) // a constant above
+	}
+	return w
+}
+
+// followJob prints VM state changes until the job finishes.
+func followJob(ctx context.Context, env *Env, svc *app.Services, events <-chan jobs.Event, id string) (jobs.Job, error) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return jobs.Job{}, errors.New("job events ended")
+			}
+			if ev.JobID == id && ev.Type == jobs.EventVM && ev.VM != nil {
+				fmt.Fprintf(env.Stdout, "   %-11s %s\n", ev.VM.Name, ev.VM.State)
+			}
+		case <-tick.C:
+		case <-ctx.Done():
+			return jobs.Job{}, ctx.Err()
+		}
+		j, err := svc.Job(id)
+		if err != nil {
+			return jobs.Job{}, err
+		}
+		if j.State.Finished() {
+			return j, nil
+		}
+	}
+}
+
+// demoPassword makes a strong random password for the demo's admin.
+func demoPassword() (string, error) {
+	const chars = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := make([]byte, 0, 20)
+	for i := 0; i < 16; i++ {
+		n, err := rand.Int(rand.Reader, big.NewInt(int64(len(chars))))
+		if err != nil {
+			return "", err
+		}
+		b = append(b, chars[n.Int64()])
+	}
+	return "Cf-" + string(b) + "7a", nil
+}

@@ -1,0 +1,383 @@
+package ui
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"coffer.dev/coffer/appliance/jobs"
+	"coffer.dev/coffer/appliance/vsphere"
+	"coffer.dev/coffer/store/point"
+)
+
+// Backend is what the API needs of the appliance.
+type Backend interface {
+	Inventory(ctx context.Context) (*vsphere.Inventory, error)
+	Protection(ctx context.Context) (*jobs.Report, error)
+	Policies() []jobs.Policy
+	Policy(id string) (jobs.Policy, error)
+	CreatePolicy(p jobs.Policy) (jobs.Policy, error)
+	UpdatePolicy(p jobs.Policy) (jobs.Policy, error)
+	DeletePolicy(id string) error
+	RunPolicy(ctx context.Context, id string, trigger jobs.Trigger) (string, error)
+	Jobs(f jobs.JobFilter) []jobs.Job
+	Job(id string) (jobs.Job, error)
+	Cancel(id string) error
+	Subscribe() (<-chan jobs.Event, func())
+	Points() ([]*point.RecoveryPoint, error)
+}
+
+// Server is the appliance's HTTPS server.
+type Server struct {
+	// Dir holds the certificate and the administrator account.
+	Dir     string
+	Addr    string // "127.0.0.1:8443"
+	Backend Backend
+	Log     *slog.Logger
+
+	auth *authenticator
+	srv  *http.Server
+	ln   net.Listener
+	cert tls.Certificate
+}
+
+// Start listens and serves in the background; it returns once the
+// listener is up. The URL is Server.URL.
+func (s *Server) Start() error {
+	if s.Log == nil {
+		s.Log = slog.New(slog.DiscardHandler)
+	}
+	host, _, _ := net.SplitHostPort(s.Addr)
+	cert, err := LoadOrCreateCertificate(s.Dir, []string{host})
+	if err != nil {
+		return err
+	}
+	s.cert = cert
+	s.auth = newAuthenticator(s.Dir)
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.Addr, err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.Handler(),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		if err := s.srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.Log.Error("HTTPS server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// URL is where the server listens.
+func (s *Server) URL() string { return "https://" + s.ln.Addr().String() }
+
+// CertificateFingerprint is the SHA-256 thumbprint of the served certificate.
+func (s *Server) CertificateFingerprint() string { return Fingerprint(s.cert) }
+
+// Shutdown stops the server.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+// RedirectHandler sends plain-HTTP visitors to the HTTPS address.
+func RedirectHandler(httpsPort string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		http.Redirect(w, r, "https://"+net.JoinHostPort(host, httpsPort)+r.URL.RequestURI(), http.StatusMovedPermanently)
+	})
+}
+
+const sessionCookie = "coffer_session"
+
+// apiError is the JSON shape of every error answer.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func fail(c *gin.Context, code int, format string, a ...any) {
+	c.AbortWithStatusJSON(code, apiError{Error: fmt.Sprintf(format, a...)})
+}
+
+// Handler returns the routes. Everything under /api/v1 needs a session,
+// except the health check and the login itself.
+func (s *Server) Handler() http.Handler {
+	if s.auth == nil {
+		s.auth = newAuthenticator(s.Dir)
+	}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(gin.Recovery(), s.logRequests, securityHeaders)
+	r.NoRoute(func(c *gin.Context) {
+		fail(c, http.StatusNotFound, "no such route: %s %s", c.Request.Method, c.Request.URL.Path)
+	})
+	api := r.Group("/api/v1")
+	api.GET("/health", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	api.POST("/login", s.login)
+	a := api.Group("", s.requireSession)
+	a.POST("/logout", s.logout)
+	a.GET("/vms", s.vms)
+	a.GET("/protection", s.protection)
+	a.GET("/policies", func(c *gin.Context) { c.JSON(http.StatusOK, s.Backend.Policies()) })
+	a.POST("/policies", s.createPolicy)
+	a.GET("/policies/:id", func(c *gin.Context) {
+		p, err := s.Backend.Policy(c.Param("id"))
+		if err != nil {
+			fail(c, http.StatusNotFound, "%v", err)
+			return
+		}
+		c.JSON(http.StatusOK, p)
+	})
+	a.PUT("/policies/:id", s.updatePolicy)
+	a.DELETE("/policies/:id", func(c *gin.Context) {
+		if err := s.Backend.DeletePolicy(c.Param("id")); err != nil {
+			fail(c, http.StatusConflict, "%v", err)
+			return
+		}
+		c.Status(http.StatusNoContent)
+	})
+	a.POST("/policies/:id/run", func(c *gin.Context) {
+		id, err := s.Backend.RunPolicy(c.Request.Context(), c.Param("id"), jobs.TriggerManual)
+		if err != nil {
+			fail(c, http.StatusConflict, "%v", err)
+			return
+		}
+		c.JSON(http.StatusAccepted, gin.H{"job_id": id})
+	})
+	a.GET("/jobs", s.jobs)
+	a.GET("/jobs/:id", func(c *gin.Context) {
+		j, err := s.Backend.Job(c.Param("id"))
+		if err != nil {
+			fail(c, http.StatusNotFound, "%v", err)
+			return
+		}
+		c.JSON(http.StatusOK, j)
+	})
+	a.POST("/jobs/:id/cancel", func(c *gin.Context) {
+		if err := s.Backend.Cancel(c.Param("id")); err != nil {
+			fail(c, http.StatusConflict, "%v", err)
+			return
+		}
+		c.Status(http.StatusAccepted)
+	})
+	a.GET("/events", s.events)
+	a.GET("/points", s.points)
+	return r
+}
+
+func securityHeaders(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Strict-Transport-Security", "max-age=31536000")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Cache-Control", "no-store")
+	c.Next()
+}
+
+func (s *Server) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	// Paths only: queries and bodies may hold secrets.
+	s.Log.Debug("api request", "method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(), "took", time.Since(start))
+}
+
+func bearer(c *gin.Context) string {
+	if h := c.GetHeader("Authorization"); strings.HasPrefix(h, "Bearer ") {
+		return strings.TrimPrefix(h, "Bearer ")
+	}
+	if ck, err := c.Cookie(sessionCookie); err == nil {
+		return ck
+	}
+	return ""
+}
+
+func (s *Server) requireSession(c *gin.Context) {
+	if !s.auth.valid(bearer(c)) {
+		c.Header("WWW-Authenticate", `Bearer realm="coffer"`)
+		fail(c, http.StatusUnauthorized, "log in first (POST /api/v1/login)")
+		return
+	}
+	c.Next()
+}
+
+type loginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+func (s *Server) login(c *gin.Context) {
+	var req loginRequest
+	if err := json.NewDecoder(io.LimitReader(c.Request.Body, 64<<10)).Decode(&req); err != nil || req.Username == "" {
+		fail(c, http.StatusBadRequest, "send {\"username\": ..., \"password\": ...}")
+		return
+	}
+	tok, err := s.auth.login(c.ClientIP(), req.Username, req.Password)
+	if err != nil {
+		code := http.StatusUnauthorized
+		if errors.Is(err, errLocked) {
+			code = http.StatusTooManyRequests
+		}
+		s.Log.Warn("failed login", "user", req.Username, "client", c.ClientIP())
+		fail(c, code, "%v", err)
+		return
+	}
+	c.SetSameSite(http.SameSiteStrictMode)
+	c.SetCookie(sessionCookie, tok, int((8 * time.Hour).Seconds()), "/", "", true, true)
+	c.JSON(http.StatusOK, gin.H{"token": tok})
+}
+
+func (s *Server) logout(c *gin.Context) {
+	s.auth.logout(bearer(c))
+	c.SetCookie(sessionCookie, "", -1, "/", "", true, true)
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) vms(c *gin.Context) {
+	rep, err := s.Backend.Protection(c.Request.Context())
+	if err != nil {
+		fail(c, http.StatusBadGateway, "%v", err)
+		return
+	}
+	c.JSON(http.StatusOK, rep.VMs)
+}
+
+func (s *Server) protection(c *gin.Context) {
+	rep, err := s.Backend.Protection(c.Request.Context())
+	if err != nil {
+		fail(c, http.StatusBadGateway, "%v", err)
+		return
+	}
+	c.JSON(http.StatusOK, rep)
+}
+
+func decodeStrict(c *gin.Context, v any) bool {
+	dec := json.NewDecoder(io.LimitReader(c.Request.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		fail(c, http.StatusBadRequest, "malformed JSON: %v", err)
+		return false
+	}
+	return true
+}
+
+func (s *Server) createPolicy(c *gin.Context) {
+	var p jobs.Policy
+	if !decodeStrict(c, &p) {
+		return
+	}
+	p, err := s.Backend.CreatePolicy(p)
+	if err != nil {
+		fail(c, http.StatusUnprocessableEntity, "%v", err)
+		return
+	}
+	c.JSON(http.StatusCreated, p)
+}
+
+func (s *Server) updatePolicy(c *gin.Context) {
+	var p jobs.Policy
+	if !decodeStrict(c, &p) {
+		return
+	}
+	p.ID = c.Param("id")
+	p, err := s.Backend.UpdatePolicy(p)
+	if err != nil {
+		fail(c, http.StatusUnprocessableEntity, "%v", err)
+		return
+	}
+	c.JSON(http.StatusOK, p)
+}
+
+func (s *Server) jobs(c *gin.Context) {
+	f := jobs.JobFilter{PolicyID: c.Query("policy"), VM: c.Query("vm"), Limit: 100}
+	if st := c.Query("state"); st != "" {
+		for _, x := range strings.Split(st, ",") {
+			f.States = append(f.States, jobs.JobState(x))
+		}
+	}
+	c.JSON(http.StatusOK, s.Backend.Jobs(f))
+}
+
+// events streams job changes and progress as server-sent events.
+func (s *Server) events(c *gin.Context) {
+	ch, cancel := s.Backend.Subscribe()
+	defer cancel()
+	c.Header("Content-Type", "text/event-stream")
+	c.Header("X-Accel-Buffering", "no")
+	c.Status(http.StatusOK)
+	c.Writer.Flush()
+	keep := time.NewTicker(15 * time.Second)
+	defer keep.Stop()
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				return
+			}
+			b, err := json.Marshal(ev)
+			if err != nil {
+				continue
+			}
+			fmt.Fprintf(c.Writer, "event: %s\ndata: %s\n\n", ev.Type, b)
+			c.Writer.Flush()
+		case <-keep.C:
+			fmt.Fprint(c.Writer, ": keep-alive\n\n")
+			c.Writer.Flush()
+		case <-c.Request.Context().Done():
+			return
+		}
+	}
+}
+
+// pointSummary is a point without its per-range maps.
+type pointSummary struct {
+	ID          point.ID          `json:"id"`
+	Source      string            `json:"source"`
+	Created     time.Time         `json:"created"`
+	Consistency point.Consistency `json:"consistency"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Disks       []string          `json:"disks"`
+	Stats       point.Stats       `json:"stats"`
+}
+
+func (s *Server) points(c *gin.Context) {
+	pts, err := s.Backend.Points()
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	src := c.Query("source")
+	out := []pointSummary{}
+	for _, p := range pts {
+		if src != "" && p.Source != src {
+			continue
+		}
+		ps := pointSummary{ID: p.ID, Source: p.Source, Created: p.Created, Consistency: p.Consistency, Labels: p.Labels, Stats: p.Stats}
+		for _, d := range p.Disks {
+			ps.Disks = append(ps.Disks, d.Name)
+		}
+		out = append(out, ps)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	c.JSON(http.StatusOK, out)
+}
