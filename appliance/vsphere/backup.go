@@ -229,6 +229,12 @@ func (e *Engine) BackupVM(ctx context.Context, req BackupRequest) (res *Result, 
 		return res, err
 	}
 	vm := describeVM(o, e.datastoreNames(ctx, o))
+	if h := o.Runtime.Host; h != nil {
+		var ho mo.HostSystem
+		if err := object.NewCommon(e.Client.vim, *h).Properties(ctx, *h, []string{"name"}, &ho); err == nil {
+			vm.Host = ho.Name
+		}
+	}
 	res.VM = vm
 	log := e.log().With("vm", vm.Name, "uuid", vm.InstanceUUID)
 	if vm.Template {

@@ -18,6 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmware/govmomi/find"
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/vim25/types"
+
 	"coffer.dev/coffer/appliance/vsphere"
 	"coffer.dev/coffer/appliance/vsphere/vcsim"
 	"coffer.dev/coffer/store"
@@ -699,5 +703,68 @@ func TestFaultsLeaveNoSnapshotAndNoHalfPoint(t *testing.T) {
 	// A VM that vanished.
 	if _, err := v.e.BackupVM(ctx, vsphere.BackupRequest{InstanceUUID: "50000000-0000-0000-0000-000000000000"}); !errors.Is(err, vsphere.ErrVMNotFound) {
 		t.Fatalf("missing VM: %v", err)
+	}
+}
+
+// TestMovedAndRenamedVMKeepsItsHistory: a VM that is renamed and
+// migrated to another host is still the same source (instance UUID), so
+// its next backup is incremental.
+func TestMovedAndRenamedVMKeepsItsHistory(t *testing.T) {
+	v := newEnv(t, vcsim.Options{})
+	ctx := context.Background()
+	vm, err := v.sim.CreateVM(ctx, vcsim.VMSpec{Name: "mover", GuestID: "otherLinux64Guest", ChangeTracking: true, Host: "DC0_C0_H0",
+		Tags: []string{"Backup/Gold"}, Disks: []vcsim.DiskSpec{{Capacity: 8 * mib, Content: strings.NewReader("stay with me")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := v.c.Inventory(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tags []string
+	for _, x := range inv.VMs {
+		if x.InstanceUUID == vm.UUID {
+			tags = x.Tags
+		}
+	}
+	if len(tags) != 1 || tags[0] != "Backup/Gold" {
+		t.Fatalf("tags of the VM: %v (notes %v)", tags, inv.Notes)
+	}
+	if _, err := v.e.BackupVM(ctx, vsphere.BackupRequest{InstanceUUID: vm.UUID}); err != nil {
+		t.Fatal(err)
+	}
+	gc, err := v.sim.NewClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ovm := object.NewVirtualMachine(gc.Client, vm.Ref)
+	task, err := ovm.Rename(ctx, "mover-renamed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	host, err := find.NewFinder(gc.Client).HostSystem(ctx, "DC0_C0_H1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr := host.Reference()
+	task, err = ovm.Relocate(ctx, types.VirtualMachineRelocateSpec{Host: &hr}, types.VirtualMachineMovePriorityDefaultPriority)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := v.e.BackupVM(ctx, vsphere.BackupRequest{InstanceUUID: vm.UUID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.VM.Name != "mover-renamed" || res.VM.Host != "DC0_C0_H1" {
+		t.Fatalf("moved VM: %+v", res.VM)
+	}
+	if d := diskResult(t, res, "scsi0:0"); d.Method != "incremental" {
+		t.Fatalf("after rename and vMotion the backup should stay incremental: %+v", d)
 	}
 }
