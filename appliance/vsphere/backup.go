@@ -235,6 +235,10 @@ func (e *Engine) BackupVM(ctx context.Context, req BackupRequest) (res *Result, 
 			vm.Host = ho.Name
 		}
 	}
+	var hostRef types.ManagedObjectReference
+	if o.Runtime.Host != nil {
+		hostRef = *o.Runtime.Host
+	}
 	res.VM = vm
 	log := e.log().With("vm", vm.Name, "uuid", vm.InstanceUUID)
 	if vm.Template {
@@ -395,7 +399,7 @@ func (e *Engine) BackupVM(ctx context.Context, req BackupRequest) (res *Result, 
 			prog.diskDone()
 			continue
 		}
-		if err := e.backupDisk(ctx, b, base, vmo, snap, dc, d, req, &dr, prog, cbtAreas, log); err != nil {
+		if err := e.backupDisk(ctx, b, base, vmo, snap, dc, hostRef, d, req, &dr, prog, cbtAreas, log); err != nil {
 			return res, fmt.Errorf("back up %s: %w", vm.Name, err)
 		}
 		res.Read += dr.Read.Bytes
@@ -473,7 +477,7 @@ func (e *Engine) BackupVM(ctx context.Context, req BackupRequest) (res *Result, 
 
 // backupDisk reads one disk into b.
 func (e *Engine) backupDisk(ctx context.Context, b *store.Backup, base *point.RecoveryPoint, vmo *object.VirtualMachine,
-	snap types.ManagedObjectReference, dc string, d Disk, req BackupRequest, dr *DiskResult, prog *progress,
+	snap types.ManagedObjectReference, dc string, host types.ManagedObjectReference, d Disk, req BackupRequest, dr *DiskResult, prog *progress,
 	cbtAreas map[string][]store.Extent, log *slog.Logger) error {
 	var prev *diskMeta
 	if base != nil {
@@ -533,7 +537,7 @@ func (e *Engine) backupDisk(ctx context.Context, b *store.Backup, base *point.Re
 		}
 		defer release()
 	}
-	r, err := e.transport().OpenDisk(ctx, SnapshotDisk{VM: vmo.Reference(), Snapshot: snap, Datacenter: dc, Disk: d, Reads: reads})
+	r, err := e.transport().OpenDisk(ctx, SnapshotDisk{VM: vmo.Reference(), Snapshot: snap, Datacenter: dc, Host: host, Disk: d, Reads: reads})
 	if err != nil {
 		return fmt.Errorf("open disk %s: %w", d.Controller, err)
 	}

@@ -768,3 +768,26 @@ func TestMovedAndRenamedVMKeepsItsHistory(t *testing.T) {
 		t.Fatalf("after rename and vMotion the backup should stay incremental: %+v", d)
 	}
 }
+
+// TestDirectHostReads reads through the ESXi host with service tickets
+// (the simulator's hosts answer on its own address).
+func TestDirectHostReads(t *testing.T) {
+	v := newEnv(t, vcsim.Options{})
+	ctx := context.Background()
+	vm, err := v.sim.CreateVM(ctx, vcsim.VMSpec{Name: "direct01", GuestID: "otherLinux64Guest", ChangeTracking: true,
+		Disks: []vcsim.DiskSpec{{Capacity: 16 * mib, Content: bytes.NewReader(ext4Image(t, 16*mib, 11, 10))}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.e.Transport = &vsphere.FolderTransport{Client: v.c, Direct: true, HostPort: v.sim.URL().Port()}
+	want := v.diskHashes(t, vm.UUID)
+	v.sim.ResetReadRequests()
+	res, err := v.e.BackupVM(ctx, vsphere.BackupRequest{InstanceUUID: vm.UUID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.sim.ReadRequests() == 0 {
+		t.Fatal("no datastore reads")
+	}
+	v.checkPoint(t, res, want)
+}
