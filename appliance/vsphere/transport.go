@@ -29,7 +29,7 @@ type SnapshotDisk struct {
 	Datacenter string // inventory path of the datacenter ("/DC")
 	// Host is the ESXi host the VM runs on (for direct reads).
 	Host types.ManagedObjectReference
-	Disk       Disk   // from the snapshot's configuration
+	Disk Disk // from the snapshot's configuration
 	// Reads are the extents that will be read, in order: a transport may
 	// fetch them ahead of time.
 	Reads []store.Extent
