@@ -309,8 +309,15 @@ func (e *Engine) BackupVM(ctx context.Context, req BackupRequest) (res *Result, 
 		if windows || req.Hooks.PreFreeze != "" {
 			res.Consistency = point.ApplicationConsistent
 		}
-	case err == nil && !running:
+	case err == nil && vm.PowerState == string(types.VirtualMachinePowerStatePoweredOff):
 		res.Consistency = point.PoweredOff
+	case err == nil && !running:
+		// Suspended: the disks are as at a power cut (the memory image
+		// that would make them consistent is not backed up).
+		res.Consistency = point.CrashConsistent
+		if req.Consistency != CrashOnly {
+			res.warn("the VM is suspended: it cannot be quiesced, the point is crash-consistent")
+		}
 	case err == nil:
 		res.Consistency = point.CrashConsistent
 	case quiesce && req.Consistency == PreferApplication && ctx.Err() == nil:

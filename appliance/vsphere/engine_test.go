@@ -538,6 +538,32 @@ func TestSkippedDisksAndPowerStates(t *testing.T) {
 		t.Fatalf("powered-off VM: %+v, guest commands %v", res, v.sim.GuestCommands(off.UUID))
 	}
 	v.noSnapshots(t, off.UUID)
+
+	// A suspended VM is backed up too, crash-consistent.
+	sus, err := v.sim.CreateVM(ctx, vcsim.VMSpec{Name: "sus01", GuestID: "otherLinux64Guest",
+		Disks: []vcsim.DiskSpec{{Capacity: 8 * mib, Content: strings.NewReader("suspended")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc, err := v.sim.NewClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := object.NewVirtualMachine(gc.Client, sus.Ref).Suspend(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err = v.e.BackupVM(ctx, vsphere.BackupRequest{InstanceUUID: sus.UUID, Consistency: vsphere.RequireApplication})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Consistency != point.CrashConsistent || res.VM.PowerState != "suspended" {
+		t.Fatalf("suspended VM: %+v", res)
+	}
+	v.noSnapshots(t, sus.UUID)
 }
 
 func TestQuiesceFailureFollowsPolicy(t *testing.T) {
