@@ -124,6 +124,18 @@ func (a *App) SetVCenter(ctx context.Context, ep vsphere.Endpoint) error {
 		return err
 	}
 	_ = c.Logout(ctx)
+	// Pin what was trusted, also under CA trust, so that a changed
+	// certificate is noticed (and accepted then only if a CA signs it).
+	if cert, err := vsphere.ProbeCertificate(ctx, ep.URL, ep.Trust); err == nil {
+		pins := map[string]string{}
+		for h, tp := range ep.Trust.Thumbprints {
+			pins[h] = tp
+		}
+		if _, ok := pins[cert.Host]; !ok {
+			pins[cert.Host] = cert.SHA256
+		}
+		ep.Trust.Thumbprints = pins
+	}
 	if err := a.Vault.Put(vcenterSecret, secrets.Secret{Kind: "vcenter", Username: ep.Username, Password: ep.Password}); err != nil {
 		return err
 	}
