@@ -536,6 +536,11 @@ func (e *Engine) backupDisk(ctx context.Context, b *store.Backup, base *point.Re
 		reads = alloc
 	}
 	dr.Changed = extentBytes(reads)
+	if dr.Method == "incremental" {
+		// The store re-chunks from the chunk boundary before each change
+		// to where the cuts meet again: fetch that context with the change.
+		reads = padExtents(changed, 64<<10, 128<<10, d.Capacity)
+	}
 	prog.startDisk(d.Controller, dr.Changed)
 	if req.Acquire != nil {
 		release, err := req.Acquire(ctx)
@@ -655,6 +660,18 @@ func missed(diff, areas []store.Extent) []store.Extent {
 		}
 		if !covered {
 			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// padExtents widens each extent by before and after bytes, within size.
+func padExtents(exts []store.Extent, before, after, size int64) []store.Extent {
+	out := make([]store.Extent, 0, len(exts))
+	for _, e := range exts {
+		s, t := max(e.Offset-before, 0), min(e.End()+after, size)
+		if t > s {
+			out = append(out, store.Extent{Offset: s, Length: t - s})
 		}
 	}
 	return out
