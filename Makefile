@@ -55,8 +55,10 @@ bench-deps:
 
 bench: build bench-deps var/go.mod
 	bash tests/bench/corpus.sh
-	$(GO) run ./tests/bench/cmd/bench -coffer $(BIN)
-	$(GO) run ./tests/bench/cmd/vsbench -dir var/bench
+	@rc=0; \
+	$(GO) run ./tests/bench/cmd/bench -coffer $(BIN) || rc=1; \
+	$(GO) run ./tests/bench/cmd/vsbench -dir var/bench || rc=1; \
+	exit $$rc
 
 # Fuzzing: every Fuzz* target of FUZZPKGS runs for FUZZTIME. go test takes
 # one -fuzz target per package per run, so the targets run one at a time.
