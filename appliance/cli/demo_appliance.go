@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"math/big"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -78,6 +80,7 @@ func runDemo(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer sim.Close()
+	created := map[string]vcsim.VM{}
 	for i, v := range demoVMs {
 		spec := vcsim.VMSpec{Name: v.name, Folder: v.folder, Host: v.host, GuestID: v.guest, PowerState: v.power, Tags: v.tags}
 		for j, mb := range v.disks {
@@ -98,6 +101,7 @@ func runDemo(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("demo VM %s: %w", v.name, err)
 		}
+		created[v.name] = vm
 		say("   %-11s %-22s %-10s %d disk(s), instance UUID %s", v.name, v.folder, v.power, len(v.disks), vm.UUID)
 	}
 	_ = os.RemoveAll(filepath.Join(*dir, "images"))
@@ -176,17 +180,51 @@ func runDemo(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(tw, "   %s\t%s\t%s\t%s\t%s\t%s\t%.90s\n", r.Name, r.State, cons, human(r.BytesRead), human(r.BytesStored), r.Duration.Round(time.Millisecond), note)
 	}
 	tw.Flush()
+	if job.State == jobs.JobFailed {
+		return fmt.Errorf("demo: the first backup failed")
+	}
+
+	say("\n== A day later: new logs on web01 and db01; the next run reads only what changed")
+	for _, name := range []string{"web01", "db01"} {
+		vm := created[name]
+		flat, err := sim.DiskFile(vm.UUID, vm.Disks[0].Key)
+		if err != nil {
+			return err
+		}
+		if err := addDemoLog(ctx, flat, *dir, name); err != nil {
+			return err
+		}
+	}
+	start = time.Now()
+	jobID, err = svc.RunPolicy(ctx, pol.ID, jobs.TriggerManual)
+	if err != nil {
+		return err
+	}
+	if job, err = followJob(ctx, env, svc, events, jobID); err != nil {
+		return err
+	}
+	say("\n   job %s: %s in %s, read %s, stored %s", job.ID, job.State, time.Since(start).Round(time.Millisecond), human(job.BytesRead), human(job.BytesStored))
+	for _, r := range job.VMs {
+		if r.Result == nil {
+			continue
+		}
+		var methods []string
+		for _, d := range r.Result.Disks {
+			methods = append(methods, d.Name+" "+d.Method+" ("+human(d.Changed)+" changed)")
+		}
+		say("   %-11s read %-9s %s", r.Name, human(r.BytesRead), strings.Join(methods, ", "))
+	}
 	rep, err := svc.Protection(ctx)
 	if err != nil {
 		return err
 	}
 	st, err := a.Store.Stats()
 	if err == nil {
-		say("   store: %s logical in %d points, %s stored", human(st.Logical), st.Points, human(st.Stored))
+		say("   store: %s logical in %d points (daily retention keeps each VM's newest point of the day), %s stored", human(st.Logical), st.Points, human(st.Stored))
 	}
 	say("   protection: %d VMs, %d protected, %d unprotected, %d RPO misses", rep.Totals.VMs, rep.Totals.Protected, rep.Totals.Unprotected, rep.Totals.RPOMiss)
 	if job.State == jobs.JobFailed {
-		return fmt.Errorf("demo: the first backup failed")
+		return fmt.Errorf("demo: the second backup failed")
 	}
 	if !*serve {
 		return nil
@@ -240,6 +278,30 @@ func followJob(ctx context.Context, env *Env, svc *app.Services, events <-chan j
 			return j, nil
 		}
 	}
+}
+
+// addDemoLog writes a new log file into the ext4 file system at the
+// start of a VM's flat disk file (debugfs, no mount), as a day of use
+// would.
+func addDemoLog(ctx context.Context, flat, dir, name string) error {
+	debugfs, err := exec.LookPath("debugfs")
+	if err != nil {
+		return fmt.Errorf("demo: debugfs is needed (apt-get install e2fsprogs): %w", err)
+	}
+	var b strings.Builder
+	for i := 0; b.Len() < 3<<20; i++ {
+		fmt.Fprintf(&b, "2026-11-24T03:%02d:%02d %s request %d served in %d ms\n", i/60%60, i%60, name, i, i%97)
+	}
+	src := filepath.Join(dir, name+"-day2.log")
+	if err := os.WriteFile(src, []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	defer os.Remove(src)
+	out, err := exec.CommandContext(ctx, debugfs, "-w", "-R", "write "+src+" /day2.log", flat).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("demo: debugfs: %v: %s", err, out)
+	}
+	return nil
 }
 
 // demoPassword makes a strong random password for the demo's admin.
