@@ -64,7 +64,7 @@ func TestApplianceDemo(t *testing.T) {
 	if url == "" || password == "" {
 		t.Fatalf("demo did not come up:\n%s\n%s", out.String(), stderr.String())
 	}
-	for _, want := range []string{"succeeded", "5 VMs, 5 protected, 0 unprotected", "powered-off", "application"} {
+	for _, want := range []string{"succeeded", "5 VMs, 5 protected, 0 unprotected", "powered-off", "application", "scsi0:0 incremental (0 B changed)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
