@@ -3,9 +3,10 @@ package vcsim
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"os"
 	"sort"
@@ -22,24 +23,41 @@ import (
 // The CBT double.
 //
 // ESXi keeps a -ctk.vmdk per disk that records which blocks changed since each changeId.
-// Here, every snapshot taken while config.changeTrackingEnabled is true hashes each
-// 64 KiB block of every tracked disk's flat file (skipping holes and all-zero blocks)
-// into a generation with its own changeId "52 xx .. xx-xx .. xx/N": the part before the
-// slash names the tracking epoch (new after CBT is switched off or on, or ResetCBT), N
-// counts the disk's generations in that epoch. QueryChangedDiskAreas compares two
-// generations of the same epoch, so the answer is a content diff: blocks rewritten with
-// identical data are not reported (ESXi would report them; a backup must not rely on
-// either). Tracked disks are flat or virtual-RDM disks in a non-independent mode,
-// i.e. the disks ESXi includes in snapshots.
+// Here, every snapshot taken while config.changeTrackingEnabled is true makes a
+// generation of every tracked disk with its own changeId "52 xx .. xx-xx .. xx/N": the
+// part before the slash names the tracking epoch (new after CBT is switched off or on,
+// or ResetCBT), N counts the disk's generations in that epoch. Tracked disks are flat or
+// virtual-RDM disks in a non-independent mode, i.e. the disks ESXi includes in
+// snapshots. There are two modes:
+//
+//   - Hashing (the default): a snapshot hashes each 64 KiB block of the disk's flat file
+//     (skipping holes and all-zero blocks), so tests may change flat files any way they
+//     like. QueryChangedDiskAreas compares two generations of the same epoch, so the
+//     answer is a content diff: blocks rewritten with identical data are not reported
+//     (ESXi would report them; a backup must not rely on either).
+//   - Write tracking (Options.TrackWrites, track.go): disks are written through
+//     WriteDisk, which records the written blocks; a snapshot reads nothing, and the
+//     answer is the union of the blocks written in between, as on ESXi.
 
 // generation is the block map of one disk at one snapshot.
 type generation struct {
 	changeID string
 	epoch    string
+	seq      int    // N of the changeId
 	file     string // "[ds] dir/name.vmdk"
 	size     int64  // capacity in bytes
-	blocks   []int64
-	sums     [][16]byte
+
+	// Hashing mode: the non-zero blocks, in order, and their hashes.
+	blocks []int64
+	sums   [][16]byte
+
+	// TrackWrites mode.
+	tracked bool
+	path    string     // the flat file
+	changed []blockRun // blocks written since the epoch's previous generation
+	stamp   fileStamp  // of the flat file after the snapshot
+	alloc   []blockRun // the "*" answer once allocOK (under Sim.mu)
+	allocOK bool
 }
 
 type diskCBT struct {
@@ -47,6 +65,12 @@ type diskCBT struct {
 	epoch   string
 	seq     int
 	history []*generation // oldest first
+
+	// TrackWrites mode, under Sim.mu.
+	size    int64     // capacity at the last snapshot
+	dirty   bitset    // blocks written through WriteDisk since the last snapshot
+	writing int       // WriteDisk calls in progress
+	stamp   fileStamp // of the flat file after the last tracked change
 }
 
 type vmCBT struct {
@@ -165,7 +189,8 @@ func ctkFile(file string) string {
 	return strings.TrimSuffix(file, ".vmdk") + "-ctk.vmdk"
 }
 
-// growFlat extends a flat file to size (sparse); it never shrinks.
+// growFlat extends a flat file to size (sparse); it never shrinks. Flat files of VM disks
+// grow through Sim.growDiskFile, which keeps write tracking informed.
 func growFlat(path string, size int64) error {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -177,9 +202,10 @@ func growFlat(path string, size int64) error {
 	return nil
 }
 
-// hashDisks builds an unnamed generation for every disk of the VM (nil for disks that
-// are not tracked, or all when change tracking is off). The caller holds the VM lock.
-func (s *Sim) hashDisks(vm *simulator.VirtualMachine) (map[int32]*generation, types.BaseMethodFault) {
+// diskGenerations builds an unnamed generation for every disk of the VM (nil for disks
+// that are not tracked, or all when change tracking is off): by hashing the disks, or
+// in TrackWrites mode from the recorded writes. The caller holds the VM lock and s.io.
+func (s *Sim) diskGenerations(vm *simulator.VirtualMachine) (map[int32]*generation, types.BaseMethodFault) {
 	on := vm.Config.ChangeTrackingEnabled != nil && *vm.Config.ChangeTrackingEnabled
 	gens := make(map[int32]*generation)
 	for _, dev := range vm.Config.Hardware.Device {
@@ -192,7 +218,15 @@ func (s *Sim) hashDisks(vm *simulator.VirtualMachine) (map[int32]*generation, ty
 			gens[d.Key] = nil
 			continue
 		}
-		g, fault := s.hashDisk(file, diskCapacity(d))
+		var (
+			g     *generation
+			fault types.BaseMethodFault
+		)
+		if s.opts.TrackWrites {
+			g, fault = s.trackDisk(vm.Self.Value, d.Key, file, diskCapacity(d))
+		} else {
+			g, fault = s.hashDisk(file, diskCapacity(d))
+		}
 		if fault != nil {
 			return nil, fault
 		}
@@ -216,6 +250,24 @@ func (s *Sim) hashDisk(file string, size int64) (*generation, types.BaseMethodFa
 	return &generation{file: file, size: size, blocks: blocks, sums: sums}, nil
 }
 
+// hashSeeds key blockSum: two 64-bit hashes of the runtime's (AES-based) hash function
+// under independent random seeds. A changed block goes unnoticed only if both collide,
+// which is negligible for test data (it is not a defence against data crafted against
+// the seeds, which are never shown), at over three times SHA-256's speed.
+var hashSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+
+func blockSum(b []byte) [16]byte {
+	var h [16]byte
+	binary.LittleEndian.PutUint64(h[:8], maphash.Bytes(hashSeeds[0], b))
+	binary.LittleEndian.PutUint64(h[8:], maphash.Bytes(hashSeeds[1], b))
+	return h
+}
+
+var zeroBlock [BlockSize]byte
+
+// hashChunk is how much hashBlocks reads at once.
+const hashChunk = 64 * BlockSize
+
 // hashBlocks returns the indexes and hashes of the non-zero 64 KiB blocks of the first
 // size bytes of the file, reading only its data extents (SEEK_DATA/SEEK_HOLE).
 func hashBlocks(path string, size int64) ([]int64, [][16]byte, error) {
@@ -224,60 +276,57 @@ func hashBlocks(path string, size int64) ([]int64, [][16]byte, error) {
 		return nil, nil, err
 	}
 	defer f.Close()
-
+	runs, err := dataRuns(f, 0, size)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The reads, at most hashChunk each.
+	var chunks []blockRun
+	for _, r := range runs {
+		for b := r.first; b < r.end; b += hashChunk / BlockSize {
+			chunks = append(chunks, blockRun{b, min(r.end, b+hashChunk/BlockSize)})
+		}
+	}
 	var (
 		blocks []int64
 		sums   [][16]byte
-		buf    = make([]byte, BlockSize)
-		zero   = make([]byte, BlockSize)
-		next   int64 // first block not yet examined
+		buf    = make([]byte, hashChunk)
 		fd     = int(f.Fd())
 	)
-	for next*BlockSize < size {
-		data, err := unix.Seek(fd, next*BlockSize, unix.SEEK_DATA)
-		hole := size
-		switch {
-		case errors.Is(err, unix.ENXIO):
-			return blocks, sums, nil // only a hole remains
-		case err != nil: // no SEEK_DATA: read everything
-			data = next * BlockSize
-		default:
-			if h, err := unix.Seek(fd, data, unix.SEEK_HOLE); err == nil && h < size {
-				hole = h
-			}
+	for i, c := range chunks {
+		// Have the kernel read ahead while this chunk is hashed (when the data is not
+		// in the page cache, reading and hashing then overlap).
+		ahead := i + readAhead // the others were asked for before
+		if i == 0 {
+			ahead = 1
 		}
-		if data >= size {
-			break
+		for _, a := range chunks[min(ahead, len(chunks)):min(i+1+readAhead, len(chunks))] {
+			_ = unix.Fadvise(fd, a.first*BlockSize, (a.end-a.first)*BlockSize, unix.FADV_WILLNEED)
 		}
-		first, end := data/BlockSize, (hole+BlockSize-1)/BlockSize
-		if first < next {
-			first = next
+		n := c.end - c.first
+		m, err := f.ReadAt(buf[:min(n*BlockSize, size-c.first*BlockSize)], c.first*BlockSize)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, nil, err
 		}
-		for b := first; b < end; b++ {
-			n := int64(BlockSize)
-			if rest := size - b*BlockSize; rest < n {
-				n = rest
-			}
-			m, err := f.ReadAt(buf[:n], b*BlockSize)
-			if err != nil && !errors.Is(err, io.EOF) {
-				return nil, nil, err
-			}
-			// A short last block is hashed zero-padded, so that it compares equal to
-			// the same block after the disk grew.
-			clear(buf[m:])
-			if bytes.Equal(buf, zero) {
+		// A short last block is hashed zero-padded, so that it compares equal to the
+		// same block after the disk grew.
+		clear(buf[m : n*BlockSize])
+		for k := range n {
+			blk := buf[k*BlockSize : (k+1)*BlockSize]
+			if bytes.Equal(blk, zeroBlock[:]) {
 				continue
 			}
-			sum := sha256.Sum256(buf)
-			var h [16]byte
-			copy(h[:], sum[:])
-			blocks = append(blocks, b)
-			sums = append(sums, h)
+			blocks = append(blocks, c.first+k)
+			sums = append(sums, blockSum(blk))
 		}
-		next = end
 	}
 	return blocks, sums, nil
 }
+
+// readAhead is how many chunks hashBlocks asks the kernel to read ahead: on a cold page
+// cache it takes about a third off the time (measured: 1.05 s to 0.65 s per GiB of data
+// on a virtio disk; 0.37 s when cached).
+const readAhead = 2
 
 // commitSnapshot names the generations of a new snapshot, keeps them, and writes their
 // changeIds into the disk backings of the snapshot's config and of the VM's config. The
@@ -296,8 +345,11 @@ func (s *Sim) commitSnapshot(ctx *simulator.Context, vm *simulator.VirtualMachin
 			st.disks[key] = d
 		}
 		d.seq++
-		g.epoch = d.epoch
+		g.epoch, g.seq = d.epoch, d.seq
 		g.changeID = d.epoch + "/" + strconv.Itoa(d.seq)
+		if g.tracked {
+			d.size, d.dirty, d.stamp = g.size, nil, g.stamp
+		}
 		d.history = append(d.history, g)
 		if over := len(d.history) - s.opts.CBTHistory; over > 0 {
 			d.history = append([]*generation(nil), d.history[over:]...)
@@ -397,19 +449,30 @@ func (s *Sim) queryChangedDiskAreas(ctx *simulator.Context, vm *simulator.Virtua
 		if !on || !tracked || epoch == "" {
 			return none, "change tracking is not active for the disk: " + ctkFile(file), &types.FileFault{File: ctkFile(file)}
 		}
-		g, fault := s.hashDisk(file, diskCapacity(disk))
-		if fault != nil {
-			return none, "cannot read the disk", fault
+		if s.opts.TrackWrites {
+			g, msg, fault := s.currentTracked(vm.Self.Value, req.DeviceKey, file, diskCapacity(disk))
+			if fault != nil {
+				return none, msg, fault
+			}
+			target = g
+		} else {
+			g, fault := s.hashDisk(file, diskCapacity(disk))
+			if fault != nil {
+				return none, "cannot read the disk", fault
+			}
+			g.epoch = epoch
+			target = g
 		}
-		g.epoch = epoch
-		target = g
 	}
 
 	if req.StartOffset < 0 || req.StartOffset >= target.size {
 		return none, "startOffset is outside the disk", &types.InvalidArgument{InvalidProperty: "startOffset"}
 	}
 
-	var base *generation
+	var (
+		base *generation
+		sets map[int][]blockRun // TrackWrites: the epoch's change sets by generation number
+	)
 	s.mu.Lock()
 	maxBytes, maxAreas := s.pageMax, s.pageArea
 	if d := s.vmCBTLocked(vm.Self.Value).disks[req.DeviceKey]; d != nil && req.ChangeId != "*" {
@@ -419,18 +482,40 @@ func (s *Sim) queryChangedDiskAreas(ctx *simulator.Context, vm *simulator.Virtua
 				break
 			}
 		}
+		if base != nil && target.tracked {
+			sets = make(map[int][]blockRun, len(d.history)+1)
+			for _, g := range d.history {
+				if g.epoch == base.epoch {
+					sets[g.seq] = g.changed
+				}
+			}
+		}
 	}
 	s.mu.Unlock()
 
 	if req.ChangeId == "*" {
-		return page(target.blocks, target.size, req.StartOffset, maxBytes, maxAreas), "", nil
+		if !target.tracked {
+			return page(runsOf(target.blocks), target.size, req.StartOffset, maxBytes, maxAreas), "", nil
+		}
+		alloc, err := s.allocOf(target)
+		if err != nil {
+			return none, "cannot read the disk", &types.FileFault{File: file}
+		}
+		return page(alloc, target.size, req.StartOffset, maxBytes, maxAreas), "", nil
 	}
+	unknown := "Error caused by file " + ctkFile(file) + " (unknown changeId " + strconv.Quote(req.ChangeId) + ")"
 	if base == nil || base.epoch != target.epoch || base.file != target.file {
-		return none, "Error caused by file " + ctkFile(file) + " (unknown changeId " + strconv.Quote(req.ChangeId) + ")",
-			&types.FileFault{File: ctkFile(file)}
+		return none, unknown, &types.FileFault{File: ctkFile(file)}
 	}
 	// Generations are immutable once committed: diffing outside the lock is safe.
-	return page(diffBlocks(base, target), target.size, req.StartOffset, maxBytes, maxAreas), "", nil
+	if !target.tracked {
+		return page(runsOf(diffBlocks(base, target)), target.size, req.StartOffset, maxBytes, maxAreas), "", nil
+	}
+	changed, ok := trackedChanges(sets, base, target)
+	if !ok {
+		return none, unknown, &types.FileFault{File: ctkFile(file)}
+	}
+	return page(changed, target.size, req.StartOffset, maxBytes, maxAreas), "", nil
 }
 
 func findDisk(devs []types.BaseVirtualDevice, key int32) *types.VirtualDisk {
@@ -469,27 +554,25 @@ func diffBlocks(a, b *generation) []int64 {
 	return out
 }
 
-// page turns the sorted changed blocks at or after start into merged byte areas,
-// stopping once maxBytes (rounded up to a block boundary) or maxAreas is reached. The
-// answer's Length covers what was examined: up to the end of the last area when the
+// page turns the sorted, merged runs of changed blocks at or after start into byte
+// areas, stopping once maxBytes (rounded up to a block boundary) or maxAreas is reached.
+// The answer's Length covers what was examined: up to the end of the last area when the
 // answer was cut, else to the end of the disk.
-func page(blocks []int64, size, start, maxBytes int64, maxAreas int) types.DiskChangeInfo {
+func page(runs []blockRun, size, start, maxBytes int64, maxAreas int) types.DiskChangeInfo {
 	info := types.DiskChangeInfo{StartOffset: start, Length: size - start}
-	i := sort.Search(len(blocks), func(i int) bool { return (blocks[i]+1)*BlockSize > start })
+	i := sort.Search(len(runs), func(i int) bool { return runs[i].end*BlockSize > start })
 	var total int64
-	for i < len(blocks) {
+	for ; i < len(runs); i++ {
 		if (maxAreas > 0 && len(info.ChangedArea) >= maxAreas) || (maxBytes > 0 && total >= maxBytes) {
 			last := info.ChangedArea[len(info.ChangedArea)-1]
 			info.Length = last.Start + last.Length - start
 			return info
 		}
-		// A run of consecutive blocks.
-		j := i + 1
-		for j < len(blocks) && blocks[j] == blocks[j-1]+1 {
-			j++
+		from := max(runs[i].first*BlockSize, start)
+		to := min(runs[i].end*BlockSize, size)
+		if from >= to {
+			break // beyond the disk
 		}
-		from := max(blocks[i]*BlockSize, start)
-		to := min((blocks[j-1]+1)*BlockSize, size)
 		cut := false
 		if maxBytes > 0 && total+(to-from) > maxBytes {
 			end := from + (maxBytes - total)
@@ -504,7 +587,6 @@ func page(blocks []int64, size, start, maxBytes int64, maxAreas int) types.DiskC
 			info.Length = to - start
 			return info
 		}
-		i = j
 	}
 	return info
 }

@@ -302,9 +302,11 @@ func (h *vmHandler) CreateSnapshotExTask(ctx *simulator.Context, req *types.Crea
 }
 
 // snapshot runs the simulator's snapshot task inside an outer task that first applies
-// injected failures and hashes the disks, and afterwards records the CBT generation
-// and publishes its changeIds. The outer task holds the VM lock throughout (the
-// simulator hands the caller's lock to the task), so nothing changes in between.
+// injected failures and makes the disks' CBT generations (hashing them, or from the
+// recorded writes), and afterwards records the generations and publishes their
+// changeIds. The outer task holds the VM lock throughout (the simulator hands the
+// caller's lock to the task), and s.io, so that neither the VM nor (through WriteDisk)
+// its disks change in between.
 func (h *vmHandler) snapshot(ctx *simulator.Context, method string, req *types.CreateSnapshotEx_Task) types.ManagedObjectReference {
 	if ref, failed := h.fail(ctx, method); failed {
 		return ref
@@ -320,7 +322,9 @@ func (h *vmHandler) snapshot(ctx *simulator.Context, method string, req *types.C
 				}},
 			}}}}
 		}
-		gens, fault := s.hashDisks(vm)
+		s.io.Lock()
+		defer s.io.Unlock()
+		gens, fault := s.diskGenerations(vm)
 		if fault != nil {
 			return nil, fault
 		}

@@ -15,13 +15,17 @@
 //   - Test fixtures: VMs with disks of a chosen size, mode, datastore, raw device
 //     mapping mode, content and vSphere tags, whose -flat.vmdk files are real sparse
 //     files on the host ([Sim.CreateVM], [Sim.AddDisk], [Sim.ResizeDisk],
-//     [Sim.DiskFile], [Sim.AttachTags]).
-//   - A changed block tracking double (cbt.go): each snapshot of a VM with
-//     config.changeTrackingEnabled hashes the 64 KiB blocks of its disks into a
-//     generation with a VMware-style changeId, shown in the disk backings of the
-//     snapshot's and the VM's config; VirtualMachine.QueryChangedDiskAreas answers "*"
-//     and incremental queries, pages like ESXi, and fails with FileFault for changeIds
-//     it does not know or that switching CBT off/on or [Sim.ResetCBT] invalidated.
+//     [Sim.DiskFile], [Sim.WriteDisk], [Sim.AttachTags]).
+//   - A changed block tracking double (cbt.go, track.go): each snapshot of a VM with
+//     config.changeTrackingEnabled makes a generation of each of its disks with a
+//     VMware-style changeId, shown in the disk backings of the snapshot's and the VM's
+//     config; VirtualMachine.QueryChangedDiskAreas answers "*" and incremental queries,
+//     pages like ESXi, and fails with FileFault for changeIds it does not know or that
+//     switching CBT off/on or [Sim.ResetCBT] invalidated. By default a snapshot hashes
+//     the 64 KiB blocks of the disks, so tests may change flat files by any means; with
+//     Options.TrackWrites the disks are written through [Sim.WriteDisk], which records
+//     the written blocks as ESXi does, and a snapshot reads nothing (a direct change of
+//     a tracked flat file is noticed and resets the disk's tracking).
 //   - A guest operations double (guest.go): StartProgramInGuest, ListProcessesInGuest
 //     and TerminateProcessInGuest check power, tools and guest credentials
 //     (InvalidGuestLogin), record every command ([Sim.GuestCommands]) and end with
@@ -50,10 +54,12 @@
 // # What the doubles do not do
 //
 //   - Snapshots keep no delta disk (the simulator's): the base flat file keeps
-//     changing, so tests change disks only while no backup reads them, and the CBT
-//     double compares content (a block rewritten with the same bytes is not reported).
-//   - "*" reports the non-zero blocks of every disk, thin or thick; ESXi may report
-//     the whole of a thick disk on VMFS.
+//     changing, so tests change disks only while no backup reads them. In hashing mode
+//     the CBT double compares content (a block rewritten with the same bytes is not
+//     reported).
+//   - "*" reports the non-zero blocks of every disk, thin or thick, in hashing mode and
+//     the allocated blocks with Options.TrackWrites; ESXi may report the whole of a
+//     thick disk on VMFS.
 //   - Memory snapshots, consolidation (runtime.consolidationNeeded), VDDK/NBD transports,
 //     ExportVm and the guest file system (GuestFileManager calls fail with NotSupported
 //     after the credential check) are not simulated.

@@ -95,7 +95,7 @@ func (s *Sim) growDisks(vm *mo.VirtualMachine) {
 	for _, d := range diskList(vm.Config.Hardware.Device) {
 		file, _ := diskBacking(d)
 		if flat, ok := s.flatPath(file); ok {
-			_ = growFlat(flat, diskCapacity(d)) // a missing file is the simulator's business
+			_ = s.growDiskFile(vm.Self.Value, d.Key, file, flat, diskCapacity(d)) // a missing file is the simulator's business
 		}
 	}
 }

@@ -4,17 +4,22 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/fault"
@@ -960,3 +965,449 @@ func TestDatastoreReads(t *testing.T) {
 		t.Fatalf("ReadRequests = %d, want 5", n)
 	}
 }
+
+// seekDataAreas lists the allocated areas of a file (SEEK_DATA/SEEK_HOLE), rounded out
+// to whole blocks and cut at size.
+func seekDataAreas(t *testing.T, path string, size int64) []types.DiskChangeExtent {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	var blocks []int64
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) || (err == nil && data >= size) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hole = min(hole, size)
+		for b := data / BlockSize; b*BlockSize < hole; b++ {
+			if n := len(blocks); n == 0 || blocks[n-1] < b {
+				blocks = append(blocks, b)
+			}
+		}
+		off = hole
+	}
+	return extents(blocks, size)
+}
+
+// syncBuffer is a bytes.Buffer for a logger that the simulator's goroutines write.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestTrackWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, c := startSim(t, Options{TrackWrites: true})
+
+	const capacity = 8*mib + 3*1024 // ends in a partial block (128)
+	v, err := s.CreateVM(ctx, VMSpec{
+		Name: "tw01", ChangeTracking: true,
+		Disks: []DiskSpec{
+			{Capacity: capacity, Thin: true, Content: bytes.NewReader(content(0, 1, 5, 64))},
+			{Capacity: 2 * mib, Content: bytes.NewReader(content(3))},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := object.NewVirtualMachine(c.Client, v.Ref)
+	key, flat := v.Disks[0].Key, v.Disks[0].FlatFile
+	write := func(off int64, p []byte) {
+		t.Helper()
+		if err := s.WriteDisk(v.UUID, key, off, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	query := func(snap types.ManagedObjectReference, k int32, id string, capacity int64) []types.DiskChangeExtent {
+		t.Helper()
+		got, _, err := queryAll(ctx, c.Client, v.Ref, snap, k, id, capacity)
+		if err != nil {
+			t.Fatalf("query %s since %q: %v", snap.Value, id, err)
+		}
+		return got
+	}
+
+	// Before the first snapshot, writes are just content.
+	write(20*BlockSize, blockData(20))
+	snap1, err := snapshot(t, ctx, vm, "backup-1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids1 := changeIDs(t, ctx, c.Client, snap1)
+	if len(ids1) != 2 {
+		t.Fatalf("changeIds %v", ids1)
+	}
+	// "*" is the allocated blocks.
+	if got, want := query(snap1, key, "*", capacity), seekDataAreas(t, flat, capacity); !reflect.DeepEqual(got, want) ||
+		!reflect.DeepEqual(want, extents([]int64{0, 1, 5, 20, 64}, capacity)) {
+		t.Fatalf("* = %v, SEEK_DATA %v", got, want)
+	}
+	if err := removeSnapshot(ctx, c.Client, snap1); err != nil {
+		t.Fatal(err)
+	}
+
+	// Every written block counts, whatever was written: part of a block, across block
+	// boundaries, zeros, the same data again.
+	write(5*BlockSize+10, []byte("changed"))
+	write(30*BlockSize-10, make([]byte, 2*BlockSize+20)) // blocks 29-32, zeros
+	write(90*BlockSize, make([]byte, 100))               // zeros, allocates block 90
+	write(64*BlockSize, blockData(64))                   // the same data
+	snap2, err := snapshot(t, ctx, vm, "backup-2", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids2 := changeIDs(t, ctx, c.Client, snap2)
+	changes2 := []int64{5, 29, 30, 31, 32, 64, 90}
+	if got, want := query(snap2, key, ids1[key], capacity), extents(changes2, capacity); !reflect.DeepEqual(got, want) {
+		t.Fatalf("changes since 1 = %v, want %v", got, want)
+	}
+
+	write(capacity-10, []byte("tail"))  // the partial last block
+	write(31*BlockSize, blockData(31))  // written in the previous generation too
+	write(127*BlockSize+4, []byte("x")) // next to the last block
+	snap3, err := snapshot(t, ctx, vm, "backup-3", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids3 := changeIDs(t, ctx, c.Client, snap3)
+	if ids3[key] == ids2[key] || !strings.HasPrefix(ids3[key], strings.Split(ids1[key], "/")[0]+"/") {
+		t.Fatalf("changeIds %q, %q, %q", ids1[key], ids2[key], ids3[key])
+	}
+	union := []int64{5, 29, 30, 31, 32, 64, 90, 127, 128}
+	for _, tt := range []struct {
+		snap types.ManagedObjectReference
+		id   string
+		want []int64
+	}{
+		{snap3, ids2[key], []int64{31, 127, 128}},
+		{snap3, ids1[key], union},    // the union of the generations since
+		{snap2, ids1[key], changes2}, // an older snapshot still answers for itself
+		{snap3, ids3[key], nil},
+	} {
+		if got, want := query(tt.snap, key, tt.id, capacity), extents(tt.want, capacity); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s since %q = %v, want %v", tt.snap.Value, tt.id, got, want)
+		}
+	}
+	if got := query(snap3, v.Disks[1].Key, ids1[v.Disks[1].Key], 2*mib); len(got) != 0 {
+		t.Fatalf("untouched disk: %v", got)
+	}
+	if got, want := query(snap3, key, "*", capacity), seekDataAreas(t, flat, capacity); !reflect.DeepEqual(got, want) {
+		t.Fatalf("* = %v, SEEK_DATA %v", got, want)
+	}
+
+	// Paging, as in hashing mode.
+	pages := []struct {
+		maxBytes  int64
+		maxAreas  int
+		wantCalls int
+	}{
+		{-1, 0, 1},
+		{BlockSize, 0, 9},     // one block per answer
+		{3 * BlockSize, 0, 4}, // 5,29-30 | 31-32,64 | 90,127 | 128
+		{-1, 2, 3},            // {5,29-32} {64,90} {127-128}
+		{2 * BlockSize, 1, 7},
+	}
+	for _, p := range pages {
+		s.SetCBTPaging(p.maxBytes, p.maxAreas)
+		got, calls, err := queryAll(ctx, c.Client, v.Ref, snap3, key, ids1[key], capacity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := extents(union, capacity); !reflect.DeepEqual(got, want) {
+			t.Fatalf("paging %+v: %v, want %v", p, got, want)
+		}
+		if calls < p.wantCalls-1 || calls > p.wantCalls+1 {
+			t.Fatalf("paging %+v: %d calls, want about %d", p, calls, p.wantCalls)
+		}
+	}
+	s.SetCBTPaging(DefaultMaxChangedBytes, 0)
+
+	// Without a snapshot: the present state, i.e. the writes since the last snapshot too.
+	write(100*BlockSize, []byte("now"))
+	res, err := methods.QueryChangedDiskAreas(ctx, c.Client, &types.QueryChangedDiskAreas{This: v.Ref, DeviceKey: key, ChangeId: ids3[key]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := res.Returnval.ChangedArea, extents([]int64{100}, capacity); !reflect.DeepEqual(got, want) {
+		t.Fatalf("present changes = %v, want %v", got, want)
+	}
+
+	// Writes outside the disk fail.
+	for _, off := range []int64{-1, capacity - 3, capacity + BlockSize} {
+		if err := s.WriteDisk(v.UUID, key, off, []byte("abcd")); err == nil {
+			t.Fatalf("write at %d succeeded", off)
+		}
+	}
+	if err := s.WriteDisk(v.UUID, 4242, 0, []byte("x")); err == nil {
+		t.Fatal("write to a missing disk succeeded")
+	}
+	for _, snap := range []types.ManagedObjectReference{snap2, snap3} {
+		if err := removeSnapshot(ctx, c.Client, snap); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestTrackWritesUntracked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var logs syncBuffer
+	s, c := startSim(t, Options{TrackWrites: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	const capacity = 4 * mib
+	v, err := s.CreateVM(ctx, VMSpec{Name: "tw02", ChangeTracking: true,
+		Disks: []DiskSpec{{Capacity: capacity, Content: bytes.NewReader(content(0, 1))}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := object.NewVirtualMachine(c.Client, v.Ref)
+	key, flat := v.Disks[0].Key, v.Disks[0].FlatFile
+
+	// backup takes a snapshot, checks what changed since the previous changeId (nil
+	// wants a FileFault), removes the snapshot and returns the new changeId.
+	var prev string
+	size := int64(capacity)
+	backup := func(want []int64) {
+		t.Helper()
+		snap, err := snapshot(t, ctx, vm, "b", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prev != "" {
+			got, _, err := queryAll(ctx, c.Client, v.Ref, snap, key, prev, size)
+			switch {
+			case want == nil:
+				wantFault(t, err, &types.FileFault{})
+				if _, _, err := queryAll(ctx, c.Client, v.Ref, snap, key, "*", size); err != nil {
+					t.Fatal(err)
+				}
+			case err != nil:
+				t.Fatal(err)
+			case !reflect.DeepEqual(got, extents(want, size)):
+				t.Fatalf("changes %v, want blocks %v", got, want)
+			}
+		}
+		prev = changeIDs(t, ctx, c.Client, snap)[key]
+		if err := removeSnapshot(ctx, c.Client, snap); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(block int64) {
+		t.Helper()
+		if err := s.WriteDisk(v.UUID, key, block*BlockSize, blockData(int(block))); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Filling the flat file before the first snapshot is fine.
+	writeAt(t, flat, 10*BlockSize, blockData(10))
+	backup(nil)
+	write(2)
+	backup([]int64{2})
+
+	// A write that bypasses WriteDisk, right after a tracked one (within the file
+	// system's timestamp granularity), resets the tracking at the next snapshot.
+	write(3)
+	writeAt(t, flat, 7*BlockSize, []byte("out of band"))
+	backup(nil)
+	if !strings.Contains(logs.String(), "outside WriteDisk") {
+		t.Fatalf("no warning logged: %q", logs.String())
+	}
+	// Tracking starts over.
+	write(4)
+	backup([]int64{4})
+
+	// A later tracked write does not hide an earlier untracked one.
+	writeAt(t, flat, 9*BlockSize, blockData(99))
+	write(5)
+	backup(nil)
+	backup([]int64{})
+
+	// Nor does growing the disk; and os.WriteFile (which truncates) is noticed too.
+	if err := os.WriteFile(flat, blockData(1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	size = capacity + mib
+	if err := s.ResizeDisk(ctx, v.UUID, key, size); err != nil {
+		t.Fatal(err)
+	}
+	backup(nil)
+	if st, err := os.Stat(flat); err != nil || st.Size() != capacity+mib {
+		t.Fatalf("flat file after the reset: %v %v", st, err)
+	}
+
+	// A grown disk reports the written blocks of the grown area, and growing it keeps
+	// the changeIds valid; an added disk is queried with "*".
+	if err := s.ResizeDisk(ctx, v.UUID, key, capacity+2*mib); err != nil {
+		t.Fatal(err)
+	}
+	grown := int64(capacity+mib) / BlockSize
+	write(grown + 1)
+	added, err := s.AddDisk(ctx, v.UUID, DiskSpec{Capacity: 2 * mib, Content: bytes.NewReader(content(9))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := snapshot(t, ctx, vm, "grown", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := queryAll(ctx, c.Client, v.Ref, snap, key, prev, capacity+2*mib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := extents([]int64{grown + 1}, capacity+2*mib); !reflect.DeepEqual(got, want) {
+		t.Fatalf("grown disk: %v, want %v", got, want)
+	}
+	got, _, err = queryAll(ctx, c.Client, v.Ref, snap, added.Key, "*", added.Capacity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := extents([]int64{9}, added.Capacity); !reflect.DeepEqual(got, want) {
+		t.Fatalf("added disk: %v, want %v", got, want)
+	}
+	if n := strings.Count(logs.String(), "outside WriteDisk"); n != 3 {
+		t.Fatalf("%d warnings, want 3:\n%s", n, logs.String())
+	}
+}
+
+// TestTrackWritesConcurrent writes from several goroutines while snapshots are taken:
+// every write shows up in the changes, and none is taken for an untracked change.
+func TestTrackWritesConcurrent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, c := startSim(t, Options{TrackWrites: true})
+	const capacity = 16 * mib
+	v, err := s.CreateVM(ctx, VMSpec{Name: "tw03", ChangeTracking: true, Disks: []DiskSpec{{Capacity: capacity}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := object.NewVirtualMachine(c.Client, v.Ref)
+	key := v.Disks[0].Key
+	snap0, err := snapshot(t, ctx, vm, "base", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := changeIDs(t, ctx, c.Client, snap0)[key]
+
+	const writers, each = 4, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				b := int64(w + writers*i*2) // every other block of the disk's first part
+				if err := s.WriteDisk(v.UUID, key, b*BlockSize+int64(i), []byte("concurrent")); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	var snaps []types.ManagedObjectReference
+	for i := range 3 {
+		snap, err := snapshot(t, ctx, vm, fmt.Sprint("during-", i), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snaps = append(snaps, snap)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	last, err := snapshot(t, ctx, vm, "after", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []int64
+	for w := range writers {
+		for i := range each {
+			want = append(want, int64(w+writers*i*2))
+		}
+	}
+	sort.Slice(want, func(i, j int) bool { return want[i] < want[j] })
+	got, _, err := queryAll(ctx, c.Client, v.Ref, last, key, base, capacity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, extents(want, capacity)) {
+		t.Fatalf("changes %v, want blocks %v", got, want)
+	}
+	for _, snap := range append(snaps, snap0, last) {
+		if err := removeSnapshot(ctx, c.Client, snap); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// benchFile is a sparse file of 64 MiB runs of text-like data with 64 MiB holes
+// between them, 512 MiB of data in all, in the page cache.
+func benchFile(b *testing.B) (string, int64) {
+	b.Helper()
+	path := b.TempDir() + "/flat"
+	const run, runs = 64 * mib, 8
+	size := int64(2 * run * runs)
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, run)
+	words := strings.Fields("the quick brown fox jumps over a lazy dog while seven zebras quietly graze")
+	x := uint64(1)
+	for i := 0; i < len(buf); {
+		x = x*6364136223846793005 + 1442695040888963407
+		i += copy(buf[i:], words[x>>60%uint64(len(words))]+" ")
+	}
+	for r := int64(0); r < runs; r++ {
+		binary.LittleEndian.PutUint64(buf, uint64(r)) // no two runs alike
+		if _, err := f.WriteAt(buf, 2*r*run); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return path, size
+}
+
+func benchHash(b *testing.B, hash func(string, int64) ([]int64, [][16]byte, error)) {
+	path, size := benchFile(b)
+	b.SetBytes(size / 2)
+	b.ResetTimer()
+	for range b.N {
+		blocks, _, err := hash(path, size)
+		if err != nil || int64(len(blocks)) != size/2/BlockSize {
+			b.Fatalf("%d blocks, %v", len(blocks), err)
+		}
+	}
+}
+
+// BenchmarkHashBlocks is the cost of a snapshot in hashing mode per byte of data.
+func BenchmarkHashBlocks(b *testing.B) { benchHash(b, hashBlocks) }

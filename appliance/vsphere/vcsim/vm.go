@@ -98,7 +98,8 @@ type Disk struct {
 	// Path is the descriptor's datastore path, "[LocalDS_0] vm/vm.vmdk".
 	Path string
 	// FlatFile is the host path of the data file, ".../vm/vm-flat.vmdk": a sparse file
-	// of Capacity bytes that tests may change between backups.
+	// of Capacity bytes that tests may change between backups (with
+	// Options.TrackWrites, through Sim.WriteDisk once change tracking has started).
 	FlatFile string
 }
 
@@ -227,7 +228,7 @@ func (s *Sim) CreateVM(ctx context.Context, spec VMSpec) (VM, error) {
 		return VM{}, fmt.Errorf("vcsim: VM %s has %d disks, want %d", spec.Name, len(disks), len(spec.Disks))
 	}
 	for i, d := range disks {
-		disk, err := s.prepareDisk(d, spec.Disks[i].Content)
+		disk, err := s.prepareDisk(out.Ref, d, spec.Disks[i].Content)
 		if err != nil {
 			return VM{}, err
 		}
@@ -340,7 +341,7 @@ func diskList(devs []types.BaseVirtualDevice) []*types.VirtualDisk {
 }
 
 // prepareDisk sizes the flat file and writes content.
-func (s *Sim) prepareDisk(d *types.VirtualDisk, content io.Reader) (Disk, error) {
+func (s *Sim) prepareDisk(vm types.ManagedObjectReference, d *types.VirtualDisk, content io.Reader) (Disk, error) {
 	file, _ := diskBacking(d)
 	flat, ok := s.flatPath(file)
 	if !ok {
@@ -349,7 +350,7 @@ func (s *Sim) prepareDisk(d *types.VirtualDisk, content io.Reader) (Disk, error)
 	var p object.DatastorePath
 	p.FromString(file)
 	out := Disk{Key: d.Key, Capacity: diskCapacity(d), Datastore: p.Datastore, Path: file, FlatFile: flat}
-	if err := growFlat(flat, out.Capacity); err != nil {
+	if err := s.growDiskFile(vm.Value, d.Key, file, flat, out.Capacity); err != nil {
 		return Disk{}, err
 	}
 	if content != nil {
@@ -412,7 +413,9 @@ func (s *Sim) Disks(ctx context.Context, vmUUID string) ([]Disk, error) {
 
 // DiskFile is the host path of the flat file of the VM's disk with the given device key.
 // Tests may write to it between backups (not while a backup reads it: the simulator's
-// snapshots keep no delta disk, so writes show through the snapshot).
+// snapshots keep no delta disk, so writes show through the snapshot). With
+// Options.TrackWrites, writes after the VM's first snapshot with change tracking go
+// through WriteDisk instead; a direct write then resets the disk's change tracking.
 func (s *Sim) DiskFile(vmUUID string, diskKey int32) (string, error) {
 	ref, ok := s.lookupVM(vmUUID)
 	if !ok {
@@ -460,7 +463,7 @@ func (s *Sim) ResizeDisk(ctx context.Context, vmUUID string, diskKey int32, capa
 	if !ok {
 		return fmt.Errorf("vcsim: unexpected backing %q", file)
 	}
-	return growFlat(flat, kb*1024)
+	return s.growDiskFile(vmo.Reference().Value, diskKey, file, flat, kb*1024)
 }
 
 // AddDisk adds a disk to the VM's first SCSI controller through ReconfigVM_Task and
@@ -503,7 +506,7 @@ func (s *Sim) AddDisk(ctx context.Context, vmUUID string, spec DiskSpec) (Disk, 
 	}
 	for _, d := range diskList(mvm.Config.Hardware.Device) {
 		if !old[d.Key] {
-			return s.prepareDisk(d, spec.Content)
+			return s.prepareDisk(vmo.Reference(), d, spec.Content)
 		}
 	}
 	return Disk{}, errors.New("vcsim: added disk not found")

@@ -12,9 +12,10 @@ import (
 // callClock sits between the engine's vSphere client and the simulator and
 // notes when the engine asks for its snapshot and when it next asks for
 // changed disk areas, which it does as soon as the snapshot exists: the
-// time in between is the simulator's snapshot task (for which its CBT
-// double hashes every data block of the disks; ESXi keeps a change log
-// instead), plus a few milliseconds of the engine's.
+// time in between is the simulator's snapshot task (with write tracking,
+// the default, little more than ESXi's; with -vcsim-cbt hash, its CBT
+// double hashes every data block of the disks, where ESXi keeps a change
+// log), plus a few milliseconds of the engine's.
 type callClock struct {
 	rt soap.RoundTripper
 

@@ -47,10 +47,11 @@ type run struct {
 	// SnapshotSeconds is the part of an engine run before the first disk
 	// read: finding the VM, the snapshot and the changed-area queries.
 	SnapshotSeconds float64 `json:"pre_read_seconds,omitempty"`
-	// SimSnapshotSeconds is the simulator's snapshot task within it, for
-	// which its CBT double hashes every data block of the disk (ESXi keeps
-	// a change log instead): from the engine's CreateSnapshot request to
-	// its first QueryChangedDiskAreas.
+	// SimSnapshotSeconds is the simulator's snapshot task within it (with
+	// -vcsim-cbt hash, its CBT double hashes every data block of the disk
+	// in it; with write tracking, the default, it reads no data, as ESXi
+	// keeps a change log): from the engine's CreateSnapshot request to its
+	// first QueryChangedDiskAreas.
 	SimSnapshotSeconds float64 `json:"vcsim_snapshot_seconds,omitempty"`
 	// DataBytes is the MB/s numerator: the data of diskA.img (its
 	// SEEK_DATA extents) for both sides of the ingest comparison; the data on
@@ -264,6 +265,11 @@ func (h *harness) anyTargetFailed() bool {
 func (h *harness) printReport(w io.Writer) {
 	r := &h.res
 	fmt.Fprintf(w, "\nCoffer vSphere engine benchmark, %s, %s\n", r.Started, r.Host)
+	if h.hashCBT {
+		fmt.Fprintln(w, "simulator CBT: hashing every data block at every snapshot (-vcsim-cbt hash)")
+	} else {
+		fmt.Fprintln(w, "simulator CBT: write tracking (vcsim.Options.TrackWrites; the change goes through WriteDisk)")
+	}
 	if c := r.Corpus; c != nil {
 		fmt.Fprintf(w, "corpus: diskA.img %s, %s data in %d extents\n", mib(c.Bytes), mib(c.DataBytes), c.Extents)
 	}
@@ -298,9 +304,10 @@ func (h *harness) printReport(w io.Writer) {
 	}
 	fmt.Fprintln(w, "(seconds: wall clock, NewBackup..Commit for the store, the whole BackupVM call for the engine;")
 	fmt.Fprintln(w, " pre-read: the part of BackupVM before its first disk read (snapshot, changed-area queries);")
-	fmt.Fprintln(w, " vcsim sn: within that, the simulator's snapshot task, for which its CBT double hashes every data")
-	fmt.Fprintln(w, " block of the disk (ESXi keeps a change log instead); MB/s: data bytes / seconds / 10^6 (ingest:")
-	fmt.Fprintln(w, " diskA.img's data for both sides; full: the disk's data; incremental: the changed bytes);")
+	fmt.Fprintln(w, " vcsim sn: within that, the simulator's snapshot task (with write tracking it reads no data, as")
+	fmt.Fprintln(w, " ESXi keeps a change log; with -vcsim-cbt hash it hashes every data block of the disk); MB/s: data")
+	fmt.Fprintln(w, " bytes / seconds / 10^6 (ingest: diskA.img's data for both sides; full: the disk's data;")
+	fmt.Fprintln(w, " incremental: the changed bytes);")
 	fmt.Fprintln(w, " read/stored/new: the store's figures (vsphere.Result Read and Stored, point stats); cpu s: this")
 	fmt.Fprintln(w, " process (simulator, engine and store share it); others: share of all CPUs other processes used)")
 
