@@ -210,6 +210,10 @@ type vmMeta struct {
 type configMeta struct {
 	Format string `json:"format"`
 	XML    string `json:"xml"`
+	// VMXPath and VMX are the VM's .vmx file as the datastore held it at
+	// the backup.
+	VMXPath string `json:"vmx_path,omitempty"`
+	VMX     string `json:"vmx,omitempty"`
 }
 
 // BackupVM backs up one VM: change tracking on, guest hooks, a
@@ -417,7 +421,17 @@ func (e *Engine) BackupVM(ctx context.Context, req BackupRequest) (res *Result, 
 	if err != nil {
 		return res, err
 	}
-	cj, err := json.Marshal(configMeta{Format: "vim25-xml", XML: string(cfgXML)})
+	cm := configMeta{Format: "vim25-xml", XML: string(cfgXML)}
+	if so.Config.Files.VmPathName != "" {
+		cm.VMXPath = so.Config.Files.VmPathName
+		vmx, err := e.Client.datastoreFile(ctx, dc, cm.VMXPath, 4<<20)
+		if err != nil {
+			res.warn("the .vmx file was not saved (%v): the configuration above is", err)
+		} else {
+			cm.VMX = string(vmx)
+		}
+	}
+	cj, err := json.Marshal(cm)
 	if err != nil {
 		return res, err
 	}

@@ -372,9 +372,15 @@ func TestBackupFullThenIncremental(t *testing.T) {
 	if p1.Source != vsphere.SourceName(vm.UUID) || p1.Labels["policy"] != "p1" || p1.Labels["vm"] != "app01" {
 		t.Fatalf("point identity: %s %v", p1.Source, p1.Labels)
 	}
-	var cfg struct{ Format, XML string }
+	var cfg struct {
+		Format, XML string
+		VMXPath     string `json:"vmx_path"`
+	}
 	if err := json.Unmarshal(p1.Metadata["vsphere.config"], &cfg); err != nil || cfg.Format != "vim25-xml" || !strings.Contains(cfg.XML, "VirtualDisk") {
 		t.Fatalf("configuration not saved: %v %.200s", err, cfg.XML)
+	}
+	if !strings.HasSuffix(cfg.VMXPath, "app01.vmx") || len(res.Warnings) != 0 {
+		t.Fatalf(".vmx not saved: %q %v", cfg.VMXPath, res.Warnings)
 	}
 
 	// A day of change: a new file in the file system, scattered blocks on

@@ -450,3 +450,29 @@ func (r *prefetchReader) Close() error {
 	r.wg.Wait()
 	return nil
 }
+
+// datastoreFile downloads a small datastore file ("[ds] dir/file"),
+// at most limit bytes.
+func (c *Client) datastoreFile(ctx context.Context, dc, dsPath string, limit int64) ([]byte, error) {
+	ds, rel, ok := splitDatastorePath(dsPath)
+	if !ok {
+		return nil, fmt.Errorf("cannot parse datastore path %q", dsPath)
+	}
+	u := object.NewDatastoreURL(*c.soap.URL(), dc, ds, rel)
+	res, err := c.soap.DownloadRequest(ctx, u, &soap.Download{Method: http.MethodGet})
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", dsPath, unwrapTLS(err))
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", dsPath, res.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(res.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", dsPath, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", dsPath, limit)
+	}
+	return b, nil
+}
