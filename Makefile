@@ -16,7 +16,7 @@ build:
 # Tools the tests use; installed when missing (Debian).
 deps:
 	@missing=""; \
-	for t in mke2fs:e2fsprogs debugfs:e2fsprogs sgdisk:gdisk; do \
+	for t in mke2fs:e2fsprogs debugfs:e2fsprogs sgdisk:gdisk qemu-img:qemu-utils; do \
 	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -41,6 +41,7 @@ func storeSubs() []storeSub {
 		{name: "init", args: "", about: "create a store and its key file (prints the recovery key once)", run: storeInit},
 		{name: "backup-image", args: "[--source NAME] [--changed FILE] [NAME=]IMAGE...", about: "back up raw disk images or block devices as one recovery point", run: storeBackup},
 		{name: "restore-image", args: "--point ID|latest [--source NAME] [--disk NAME] OUTPUT", about: "restore one disk of a point to an image file or block device", run: storeRestore},
+		{name: "export", args: "--point ID|latest [--source NAME] [--disk NAME] --format raw|vmdk|vhdx|qcow2 OUTPUT|-", about: "stream one disk of a point as an image for another hypervisor", run: storeExport},
 		{name: "list", args: "[--source NAME]", about: "list recovery points", run: storeList},
 		{name: "verify", args: "[--sample FRACTION]", about: "check every container, chunk and point; name the damaged points", run: storeVerify},
 		{name: "gc", args: "[--dry-run] [--compact-below F]", about: "reclaim the space of chunks no point refers to", run: storeGC},
@@ -406,6 +407,37 @@ func resolvePoint(s *store.Store, id, source string) (*point.RecoveryPoint, erro
 	return s.Point(point.ID(id))
 }
 
+// openPointDisk opens the store and one disk of a point (the only disk
+// when name is empty). The caller closes both.
+func (so *storeOpts) openPointDisk(ctx context.Context, env *Env, pid, source, name string) (*store.Store, *point.RecoveryPoint, string, *store.DiskReader, error) {
+	s, err := so.open(ctx, env)
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	p, err := resolvePoint(s, pid, source)
+	if err != nil {
+		s.Close()
+		return nil, nil, "", nil, err
+	}
+	if name == "" {
+		if len(p.Disks) != 1 {
+			var names []string
+			for _, d := range p.Disks {
+				names = append(names, d.Name)
+			}
+			s.Close()
+			return nil, nil, "", nil, usagef("point %s has %d disks (%s): choose one with --disk", p.ID, len(p.Disks), strings.Join(names, ", "))
+		}
+		name = p.Disks[0].Name
+	}
+	r, err := s.OpenDisk(p.ID, name)
+	if err != nil {
+		s.Close()
+		return nil, nil, "", nil, err
+	}
+	return s, p, name, r, nil
+}
+
 func storeRestore(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet, args []string) error {
 	pid := fs.String("point", "", "point ID, or latest")
 	source := fs.String("source", "", "with --point latest: the source")
@@ -419,30 +451,11 @@ func storeRestore(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet
 	if len(pos) != 1 {
 		return usagef("store restore-image: give exactly one OUTPUT")
 	}
-	s, err := so.open(ctx, env)
+	s, p, name, r, err := so.openPointDisk(ctx, env, *pid, *source, *disk)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	p, err := resolvePoint(s, *pid, *source)
-	if err != nil {
-		return err
-	}
-	name := *disk
-	if name == "" {
-		if len(p.Disks) != 1 {
-			var names []string
-			for _, d := range p.Disks {
-				names = append(names, d.Name)
-			}
-			return usagef("point %s has %d disks (%s): choose one with --disk", p.ID, len(p.Disks), strings.Join(names, ", "))
-		}
-		name = p.Disks[0].Name
-	}
-	r, err := s.OpenDisk(p.ID, name)
-	if err != nil {
-		return err
-	}
 	defer r.Close()
 	out, err := blockdev.CreateOutput(pos[0], r.Size(), *force)
 	if err != nil {
