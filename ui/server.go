@@ -17,7 +17,9 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"coffer.dev/coffer/appliance/jobs"
+	"coffer.dev/coffer/appliance/restore/export"
 	"coffer.dev/coffer/appliance/vsphere"
+	"coffer.dev/coffer/store"
 	"coffer.dev/coffer/store/point"
 )
 
@@ -36,6 +38,7 @@ type Backend interface {
 	Cancel(id string) error
 	Subscribe() (<-chan jobs.Event, func())
 	Points() ([]*point.RecoveryPoint, error)
+	OpenDisk(id point.ID, disk string) (*store.DiskReader, error)
 }
 
 // Server is the appliance's HTTPS server.
@@ -183,6 +186,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	a.GET("/events", s.events)
 	a.GET("/points", s.points)
+	a.GET("/points/:id/disks/:disk/export", s.exportDisk)
 	return r
 }
 
@@ -380,4 +384,49 @@ func (s *Server) points(c *gin.Context) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
 	c.JSON(http.StatusOK, out)
+}
+
+// exportDisk streams one disk of a point as an image: raw with Range
+// support, VMDK/VHDX/qcow2 generated on the fly (never staged).
+func (s *Server) exportDisk(c *gin.Context) {
+	f, err := export.ParseFormat(c.DefaultQuery("format", "raw"))
+	if err != nil {
+		fail(c, http.StatusBadRequest, "%v", err)
+		return
+	}
+	id := point.ID(c.Param("id"))
+	if !id.Valid() {
+		fail(c, http.StatusBadRequest, "malformed point ID %q", id)
+		return
+	}
+	disk := c.Param("disk")
+	r, err := s.Backend.OpenDisk(id, disk)
+	if err != nil {
+		fail(c, http.StatusNotFound, "%v", err)
+		return
+	}
+	defer r.Close()
+	name := strings.NewReplacer(":", "_", "/", "_").Replace(string(id)+"-"+disk) + f.Ext()
+	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
+	if f == export.Raw {
+		http.ServeContent(c.Writer, c.Request, name, time.Time{}, export.RawReadSeeker(r))
+		return
+	}
+	ctx := c.Request.Context()
+	if n, ok, err := export.Size(ctx, r, f); err != nil {
+		fail(c, http.StatusInternalServerError, "%v", err)
+		return
+	} else if ok {
+		c.Header("Content-Length", fmt.Sprint(n))
+	}
+	c.Header("Content-Type", f.ContentType())
+	c.Status(http.StatusOK)
+	if _, err := export.Write(ctx, c.Writer, r, f); err != nil {
+		// The status is sent: all that is left is to cut the stream,
+		// which a client sees as a short body.
+		s.Log.Error("export stream failed", "point", id, "disk", disk, "format", f, "err", err)
+		if conn, _, herr := http.NewResponseController(c.Writer).Hijack(); herr == nil {
+			conn.Close()
+		}
+	}
 }

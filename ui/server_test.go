@@ -14,6 +14,7 @@ import (
 
 	"coffer.dev/coffer/appliance/jobs"
 	"coffer.dev/coffer/appliance/vsphere"
+	"coffer.dev/coffer/store"
 	"coffer.dev/coffer/store/point"
 )
 
@@ -66,6 +67,9 @@ func (f *fakeBackend) Job(id string) (jobs.Job, error) {
 func (f *fakeBackend) Cancel(string) error { return nil }
 func (f *fakeBackend) Subscribe() (<-chan jobs.Event, func()) {
 	return f.events, func() {}
+}
+func (f *fakeBackend) OpenDisk(id point.ID, disk string) (*store.DiskReader, error) {
+	return nil, errors.New("point " + string(id) + " has no disk " + disk)
 }
 func (f *fakeBackend) Points() ([]*point.RecoveryPoint, error) {
 	return []*point.RecoveryPoint{{ID: "20261123T000000.000000Z-00000001", Source: "vm:u1"}}, nil
@@ -230,5 +234,22 @@ func TestPasswordStrengthAndStorage(t *testing.T) {
 	}
 	if _, err := LoadOrCreateCertificate(dir, nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestExportRoute(t *testing.T) {
+	s, _, c := startServer(t)
+	tok := login(t, s, c)
+	for _, tc := range []struct {
+		path string
+		code int
+	}{
+		{"/api/v1/points/not-an-id/disks/scsi0:0/export?format=qcow2", 400},
+		{"/api/v1/points/20261123T000000.000000Z-00000001/disks/scsi0:0/export?format=vdi", 400},
+		{"/api/v1/points/20261123T000000.000000Z-00000001/disks/scsi0:0/export?format=qcow2", 404},
+	} {
+		if code, body := do(t, c, "GET", s.URL()+tc.path, tok, ""); code != tc.code {
+			t.Errorf("%s: %d %s, want %d", tc.path, code, body, tc.code)
+		}
 	}
 }

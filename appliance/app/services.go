@@ -7,6 +7,7 @@ import (
 
 	"coffer.dev/coffer/appliance/jobs"
 	"coffer.dev/coffer/appliance/vsphere"
+	"coffer.dev/coffer/store"
 	"coffer.dev/coffer/store/point"
 )
 
@@ -100,3 +101,8 @@ func (s *Services) Inventory(ctx context.Context) (*vsphere.Inventory, error) {
 
 // Points lists the store's recovery points.
 func (s *Services) Points() ([]*point.RecoveryPoint, error) { return s.app.Store.Points() }
+
+// OpenDisk opens one disk of a point for reading or export.
+func (s *Services) OpenDisk(id point.ID, disk string) (*store.DiskReader, error) {
+	return s.app.Store.OpenDisk(id, disk)
+}
