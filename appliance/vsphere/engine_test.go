@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
@@ -24,8 +22,8 @@ import (
 
 	"coffer.dev/coffer/appliance/vsphere"
 	"coffer.dev/coffer/appliance/vsphere/vcsim"
+	"coffer.dev/coffer/appliance/vsphere/vspheretest"
 	"coffer.dev/coffer/store"
-	"coffer.dev/coffer/store/crypt"
 	"coffer.dev/coffer/store/point"
 )
 
@@ -40,46 +38,8 @@ type env struct {
 
 func newEnv(t *testing.T, o vcsim.Options) *env {
 	t.Helper()
-	ctx := context.Background()
-	sim, err := vcsim.Start(ctx, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sim.Close)
-	dir := t.TempDir()
-	master, err := crypt.NewMasterKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Init(filepath.Join(dir, "store"), master, store.InitOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, filepath.Join(dir, "store"), master, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	c := connect(t, sim)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	e := &vsphere.Engine{Client: c, Store: st, ApplianceID: "test-appliance", Log: log, RetryDelay: 10 * time.Millisecond}
-	return &env{sim: sim, st: st, c: c, e: e, dir: dir}
-}
-
-func connect(t *testing.T, sim *vcsim.Sim) *vsphere.Client {
-	t.Helper()
-	user, pass := sim.Credentials()
-	c, err := vsphere.Connect(context.Background(), vsphere.Endpoint{
-		URL: sim.URL().String(), Username: user, Password: pass,
-		Trust: vsphere.Trust{Thumbprints: map[string]string{sim.URL().Hostname(): sim.SHA256Thumbprint()}},
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Logout(context.Background()) })
-	return c
+	x := vspheretest.New(t, o)
+	return &env{sim: x.Sim, st: x.Store, c: x.Client, e: x.Engine, dir: x.Dir}
 }
 
 // ext4Image makes a real ext4 file system image of size bytes holding a
@@ -156,21 +116,8 @@ type zeroReader struct{}
 
 func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
-// pointHash is the SHA-256 of a disk of a point, read through ReadAt.
 func pointHash(t *testing.T, st *store.Store, id point.ID, disk string) [32]byte {
-	t.Helper()
-	r, err := st.OpenDisk(id, disk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(r, 0, r.Size())); err != nil {
-		t.Fatal(err)
-	}
-	var s [32]byte
-	copy(s[:], h.Sum(nil))
-	return s
+	return vspheretest.PointHash(t, st, id, disk)
 }
 
 // scribble overwrites n random 4 KiB blocks of a file's first size bytes.
