@@ -3,6 +3,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -94,6 +95,32 @@ func TestVSphereKill9DuringBackup(t *testing.T) {
 	out := run(t, cofferBin, "vsphere", "backup", "--state", state, "--vm", vm.UUID, "--json")
 	if !strings.Contains(out, `"snapshot_removed": true`) {
 		t.Fatalf("backup after the kills:\n%s", out)
+	}
+	var br struct {
+		Point string `json:"point"`
+	}
+	if err := json.Unmarshal([]byte(out), &br); err != nil || br.Point == "" {
+		t.Fatalf("backup --json: %v\n%s", err, out)
+	}
+	// The point comes back as an isolated copy with the same disk bytes.
+	rout := run(t, cofferBin, "vsphere", "restore", "--state", state, "--point", br.Point, "--name", "kill01-copy", "--isolated", "--json")
+	var rr struct {
+		InstanceUUID string `json:"instance_uuid"`
+	}
+	json.Unmarshal([]byte(rout), &rr)
+	if rr.InstanceUUID == "" {
+		t.Fatalf("restore:\n%s", rout)
+	}
+	copyDisks, err := sim.Disks(ctx, rr.InstanceUUID)
+	if err != nil || len(copyDisks) != len(vm.Disks) {
+		t.Fatalf("restored VM disks: %v %v", copyDisks, err)
+	}
+	for i := range vm.Disks {
+		orig, _ := sim.DiskFile(vm.UUID, vm.Disks[i].Key)
+		cp, _ := sim.DiskFile(rr.InstanceUUID, copyDisks[i].Key)
+		if fileSHA(t, orig) != fileSHA(t, cp) {
+			t.Fatalf("disk %d of the restored VM differs from the original", i)
+		}
 	}
 	list := run(t, cofferBin, "store", "list", "--store", filepath.Join(state, "store"), "--key-file", filepath.Join(state, "store.key"))
 	if !strings.Contains(list, "vm:"+strings.ToLower(vm.UUID)) {

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"coffer.dev/coffer/appliance/app"
+	"coffer.dev/coffer/appliance/restore"
 	"coffer.dev/coffer/appliance/vsphere"
+	"coffer.dev/coffer/store/point"
 )
 
 // stateDir is the appliance state directory flag shared by the
@@ -38,14 +40,16 @@ func runSetup(ctx context.Context, env *Env, args []string) error {
 
 func runVSphere(ctx context.Context, env *Env, args []string) error {
 	subs := map[string]func(context.Context, *Env, []string) error{
-		"probe": vsProbe, "add": vsAdd, "inventory": vsInventory, "backup": vsBackup, "sweep": vsSweep,
+		"probe": vsProbe, "add": vsAdd, "inventory": vsInventory, "backup": vsBackup, "sweep": vsSweep, "restore": vsRestore,
 	}
 	if len(args) == 0 || subs[args[0]] == nil {
-		return usagef("usage: coffer vsphere probe|add|inventory|backup|sweep [flags]\n" +
+		return usagef("usage: coffer vsphere probe|add|inventory|backup|restore|sweep [flags]\n" +
 			"  probe URL              show the server's certificate and thumbprint\n" +
 			"  add --url U --user N   trust the certificate (--thumbprint), test the login, store it (password from --password-file or stdin)\n" +
 			"  inventory [--json]     list datacenters, hosts, datastores and VMs\n" +
 			"  backup --vm NAME|UUID  back up one VM now\n" +
+			"  restore --point ID --name NEW [--isolated] [--datastore DS] [--host H] [--disk scsi0:1 ...]\n" +
+			"                         restore a point as a new VM (powered off unless --power-on)\n" +
 			"  sweep                  remove backup snapshots this appliance left behind")
 	}
 	return subs[args[0]](ctx, env, args[1:])
@@ -304,5 +308,64 @@ func vsSweep(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(env.Stdout, "%s: snapshot %s from %s %s\n", s.VM, s.Name, s.Created.Format(time.RFC3339), state)
 	}
 	fmt.Fprintf(env.Stdout, "%d leftover snapshots\n", len(swept))
+	return nil
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func vsRestore(ctx context.Context, env *Env, args []string) error {
+	fs := flag.NewFlagSet("vsphere restore", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	state := stateFlag(fs)
+	pid := fs.String("point", "", "recovery point ID")
+	name := fs.String("name", "", "name of the new VM")
+	dc := fs.String("datacenter", "", "target datacenter (default: the only one)")
+	folder := fs.String("folder", "", "target VM folder")
+	host := fs.String("host", "", "target host (default: the original's)")
+	pool := fs.String("resource-pool", "", "target resource pool")
+	ds := fs.String("datastore", "", "target datastore (default: the original's first)")
+	network := fs.String("network", "", "port group for every network card")
+	isolated := fs.Bool("isolated", false, "disconnect every network card (recovery tests)")
+	powerOn := fs.Bool("power-on", false, "power the new VM on")
+	var disks stringList
+	fs.Var(&disks, "disk", "restore only this disk (repeatable)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	if *pid == "" || *name == "" {
+		return usagef("vsphere restore needs --point and --name")
+	}
+	a, err := app.Open(ctx, *state, env.Log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	c, err := a.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Logout(context.WithoutCancel(ctx))
+	res, err := restore.RestoreVM(ctx, c, a.Store, restore.Request{
+		Point: point.ID(*pid), Name: *name, Datacenter: *dc, Folder: *folder, Host: *host, ResourcePool: *pool,
+		Datastore: *ds, Network: *network, Isolated: *isolated, PowerOn: *powerOn, Disks: disks,
+	})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, res)
+	}
+	fmt.Fprintf(env.Stdout, "restored point %s as VM %s (%s)\n", *pid, res.VM, res.InstanceUUID)
+	for _, d := range res.Disks {
+		fmt.Fprintf(env.Stdout, "  %-8s %s, %s written\n", d.Name, d.File, human(d.Written))
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(env.Stdout, "  warning:", w)
+	}
 	return nil
 }
