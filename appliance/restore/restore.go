@@ -86,8 +86,11 @@ type Result struct {
 
 // Disk is one restored disk.
 type Disk struct {
-	Name     string `json:"name"` // "scsi0:0", as in the point
-	File     string `json:"file"` // the new descriptor, "[ds] vm/vm.vmdk"
+	Name string `json:"name"` // "scsi0:0", as in the point
+	// Device is where the disk is on the restored VM ("scsi0:2"): Name,
+	// except for RestoreDisks, which adds disks on free units.
+	Device   string `json:"device"`
+	File     string `json:"file"` // the written descriptor, "[ds] vm/vm.vmdk"
 	Capacity int64  `json:"capacity_bytes"`
 	Written  int64  `json:"written_bytes"`
 }
@@ -116,11 +119,12 @@ type source struct {
 	keys  map[string]int32
 }
 
-// loadPoint reads a point's VM description and configuration.
-func loadPoint(st *store.Store, req Request) (*source, error) {
-	p, err := st.Point(req.Point)
+// loadPoint reads a point's VM description and configuration; disks
+// chooses the point's disks to restore (empty: all of them).
+func loadPoint(st *store.Store, id point.ID, disks []string) (*source, error) {
+	p, err := st.Point(id)
 	if err != nil {
-		return nil, fmt.Errorf("restore point %s: %w", req.Point, err)
+		return nil, fmt.Errorf("restore point %s: %w", id, err)
 	}
 	rawVM, ok1 := p.Metadata["vsphere.vm"]
 	rawCfg, ok2 := p.Metadata["vsphere.config"]
@@ -146,7 +150,7 @@ func loadPoint(st *store.Store, req Request) (*source, error) {
 	for _, d := range vm.VM.Disks {
 		s.keys[d.Controller] = d.Key
 	}
-	names := req.Disks
+	names := disks
 	if len(names) == 0 {
 		for _, d := range p.Disks {
 			names = append(names, d.Name)
@@ -215,7 +219,7 @@ func RestoreVM(ctx context.Context, c *vsphere.Client, st *store.Store, req Requ
 	if strings.TrimSpace(req.Name) == "" {
 		return res, errors.New("restore: the new VM needs a name")
 	}
-	src, err := loadPoint(st, req)
+	src, err := loadPoint(st, req.Point, req.Disks)
 	if err != nil {
 		return res, err
 	}
@@ -271,38 +275,19 @@ func RestoreVM(ctx context.Context, c *vsphere.Client, st *store.Store, req Requ
 		return res, err
 	}
 	res.InstanceUUID = mvm.Config.InstanceUuid
-	files := map[string]string{} // "ctrlKey:unit" of the new VM -> descriptor
-	ctrls := map[int32]string{}
-	for _, dev := range mvm.Config.Hardware.Device {
-		if cc, ok := dev.(types.BaseVirtualController); ok {
-			vc := cc.GetVirtualController()
-			ctrls[vc.Key] = controllerName(dev, vc.BusNumber)
-		}
-	}
-	for _, dev := range mvm.Config.Hardware.Device {
-		vd, ok := dev.(*types.VirtualDisk)
-		if !ok || vd.UnitNumber == nil {
-			continue
-		}
-		if fb, ok := vd.Backing.(types.BaseVirtualDeviceFileBackingInfo); ok {
-			files[fmt.Sprintf("%s:%d", ctrls[vd.ControllerKey], *vd.UnitNumber)] = fb.GetVirtualDeviceFileBackingInfo().FileName
-		}
-	}
-	dcPath := tg.dc.InventoryPath
+	slots := diskSlots(mvm.Config.Hardware.Device)
+	var writes []diskWrite
 	for _, name := range src.disks {
-		file, ok := files[name]
-		if !ok {
+		d, ok := slots[name]
+		if !ok || diskFile(d) == "" {
 			err = fmt.Errorf("restore %s as %s: the new VM has no disk %s", src.vm.Name, req.Name, name)
 			return res, err
 		}
-		var n int64
-		n, err = uploadDisk(ctx, c, st, src.p.ID, name, dcPath, file)
-		if err != nil {
-			err = fmt.Errorf("restore %s as %s: disk %s: %w: %w", src.vm.Name, req.Name, name, ErrUpload, err)
-			return res, err
-		}
-		pd, _ := src.p.Disk(name)
-		res.Disks = append(res.Disks, Disk{Name: name, File: file, Capacity: pd.Size, Written: n})
+		writes = append(writes, diskWrite{name: name, device: name, file: diskFile(d)})
+	}
+	if err = writeDisks(ctx, c, st, src, tg.dc.InventoryPath, writes, res); err != nil {
+		err = fmt.Errorf("restore %s as %s: %w", src.vm.Name, req.Name, err)
+		return res, err
 	}
 	if req.PowerOn {
 		var t *object.Task
@@ -625,9 +610,7 @@ func destroy(ctx context.Context, vm *object.VirtualMachine) error {
 	var mvm mo.VirtualMachine
 	if err := vm.Properties(ctx, vm.Reference(), []string{"runtime.powerState"}, &mvm); err == nil &&
 		mvm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOn {
-		if t, err := vm.PowerOff(ctx); err == nil {
-			_ = t.Wait(ctx)
-		}
+		_ = powerOff(ctx, vm)
 	}
 	t, err := vm.Destroy(ctx)
 	if err != nil {

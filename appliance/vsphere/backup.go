@@ -249,7 +249,7 @@ func (e *Engine) BackupVM(ctx context.Context, req BackupRequest) (res *Result, 
 		return res, fmt.Errorf("back up %s: it is a template", vm.Name)
 	}
 	vmo := object.NewVirtualMachine(e.Client.vim, o.Self)
-	dc, err := e.Client.datacenterPath(ctx, o.Self)
+	dc, err := e.Client.DatacenterPath(ctx, o.Self)
 	if err != nil {
 		return res, err
 	}

@@ -49,8 +49,9 @@ func (c *Client) allVMs(ctx context.Context, props []string) ([]mo.VirtualMachin
 	return vms, nil
 }
 
-// datacenterPath returns the inventory path of the datacenter holding ref.
-func (c *Client) datacenterPath(ctx context.Context, ref types.ManagedObjectReference) (string, error) {
+// DatacenterPath returns the inventory path of the datacenter holding
+// ref ("/DC0"), as the datastore file service wants it.
+func (c *Client) DatacenterPath(ctx context.Context, ref types.ManagedObjectReference) (string, error) {
 	ents, err := mo.Ancestors(ctx, c.vim, c.vim.ServiceContent.PropertyCollector, ref)
 	if err != nil {
 		return "", fmt.Errorf("find the datacenter of %s: %w", ref.Value, err)
