@@ -122,6 +122,17 @@ func TestVSphereKill9DuringBackup(t *testing.T) {
 			t.Fatalf("disk %d of the restored VM differs from the original", i)
 		}
 	}
+	// Over the original: refused without the VM's name typed, done with it.
+	if out, err := exec.Command(cofferBin, "vsphere", "restore", "--state", state, "--point", br.Point, "--over-original", "--confirm", "kill0").CombinedOutput(); err == nil {
+		t.Fatalf("restore over the original without the right confirmation succeeded:\n%s", out)
+	}
+	before, _ := sim.DiskFile(vm.UUID, vm.Disks[1].Key)
+	want := fileSHA(t, before)
+	scribbleFile(t, before)
+	run(t, cofferBin, "vsphere", "restore", "--state", state, "--point", br.Point, "--over-original", "--confirm", "kill01")
+	if fileSHA(t, before) != want {
+		t.Fatal("restore over the original did not bring the disk back")
+	}
 	list := run(t, cofferBin, "store", "list", "--store", filepath.Join(state, "store"), "--key-file", filepath.Join(state, "store.key"))
 	if !strings.Contains(list, "vm:"+strings.ToLower(vm.UUID)) {
 		t.Fatalf("store list:\n%s", list)
@@ -137,5 +148,18 @@ func TestVSphereKill9DuringBackup(t *testing.T) {
 		if fileSHA(t, restored) != fileSHA(t, flat) {
 			t.Fatalf("disk %d restored from the point differs from the VM's disk", i)
 		}
+	}
+}
+
+// scribbleFile overwrites a few blocks in the first MiB of a file.
+func scribbleFile(t *testing.T, p string) {
+	t.Helper()
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(bytes.Repeat([]byte("damaged!"), 8192), 1<<19); err != nil {
+		t.Fatal(err)
 	}
 }

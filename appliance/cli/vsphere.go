@@ -50,6 +50,8 @@ func runVSphere(ctx context.Context, env *Env, args []string) error {
 			"  backup --vm NAME|UUID  back up one VM now\n" +
 			"  restore --point ID --name NEW [--isolated] [--datastore DS] [--host H] [--disk scsi0:1 ...]\n" +
 			"                         restore a point as a new VM (powered off unless --power-on)\n" +
+			"  restore --point ID --into UUID [--disk …] [--power-off]   add the point's disks to an existing VM\n" +
+			"  restore --point ID --over-original --confirm NAME         overwrite the original VM's disks\n" +
 			"  sweep                  remove backup snapshots this appliance left behind")
 	}
 	return subs[args[0]](ctx, env, args[1:])
@@ -333,12 +335,21 @@ func vsRestore(ctx context.Context, env *Env, args []string) error {
 	powerOn := fs.Bool("power-on", false, "power the new VM on")
 	var disks stringList
 	fs.Var(&disks, "disk", "restore only this disk (repeatable)")
+	into := fs.String("into", "", "add the point's disks to this existing VM (instance UUID) instead of creating one")
+	powerOff := fs.Bool("power-off", false, "with --into: power the target off first if it runs")
+	over := fs.Bool("over-original", false, "overwrite the original VM's disks (it is powered off first)")
+	confirm := fs.String("confirm", "", "with --over-original: the original VM's name, typed to confirm")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
-	if *pid == "" || *name == "" {
-		return usagef("vsphere restore needs --point and --name")
+	switch {
+	case *pid == "":
+		return usagef("vsphere restore needs --point")
+	case *over && *into != "":
+		return usagef("vsphere restore: --over-original and --into exclude each other")
+	case !*over && *into == "" && *name == "":
+		return usagef("vsphere restore needs --name (a new VM), --into UUID or --over-original --confirm NAME")
 	}
 	a, err := app.Open(ctx, *state, env.Log)
 	if err != nil {
@@ -350,17 +361,26 @@ func vsRestore(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer c.Logout(context.WithoutCancel(ctx))
-	res, err := restore.RestoreVM(ctx, c, a.Store, restore.Request{
-		Point: point.ID(*pid), Name: *name, Datacenter: *dc, Folder: *folder, Host: *host, ResourcePool: *pool,
-		Datastore: *ds, Network: *network, Isolated: *isolated, PowerOn: *powerOn, Disks: disks,
-	})
+	var res *restore.Result
+	switch {
+	case *over:
+		res, err = restore.RestoreOverOriginal(ctx, c, a.Store, restore.OverRequest{Point: point.ID(*pid), Confirm: *confirm})
+	case *into != "":
+		res, err = restore.RestoreDisks(ctx, c, a.Store, restore.DisksRequest{Point: point.ID(*pid), TargetVM: *into,
+			Disks: disks, Datastore: *ds, PowerOffFirst: *powerOff})
+	default:
+		res, err = restore.RestoreVM(ctx, c, a.Store, restore.Request{
+			Point: point.ID(*pid), Name: *name, Datacenter: *dc, Folder: *folder, Host: *host, ResourcePool: *pool,
+			Datastore: *ds, Network: *network, Isolated: *isolated, PowerOn: *powerOn, Disks: disks,
+		})
+	}
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		return printJSON(env.Stdout, res)
 	}
-	fmt.Fprintf(env.Stdout, "restored point %s as VM %s (%s)\n", *pid, res.VM, res.InstanceUUID)
+	fmt.Fprintf(env.Stdout, "restored point %s to VM %s (%s)\n", *pid, res.VM, res.InstanceUUID)
 	for _, d := range res.Disks {
 		fmt.Fprintf(env.Stdout, "  %-8s %s, %s written\n", d.Name, d.File, human(d.Written))
 	}
