@@ -17,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"coffer.dev/coffer/appliance/jobs"
+	"coffer.dev/coffer/appliance/restore"
 	"coffer.dev/coffer/appliance/restore/export"
 	"coffer.dev/coffer/appliance/vsphere"
 	"coffer.dev/coffer/store"
@@ -39,6 +40,7 @@ type Backend interface {
 	Subscribe() (<-chan jobs.Event, func())
 	Points() ([]*point.RecoveryPoint, error)
 	OpenDisk(id point.ID, disk string) (*store.DiskReader, error)
+	RestoreVM(ctx context.Context, req restore.Request) (*restore.Result, error)
 }
 
 // Server is the appliance's HTTPS server.
@@ -187,6 +189,7 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/events", s.events)
 	a.GET("/points", s.points)
 	a.GET("/points/:id/disks/:disk/export", s.exportDisk)
+	a.POST("/points/:id/restore", s.restoreVM)
 	return r
 }
 
@@ -428,5 +431,50 @@ func (s *Server) exportDisk(c *gin.Context) {
 		if conn, _, herr := http.NewResponseController(c.Writer).Hijack(); herr == nil {
 			conn.Close()
 		}
+	}
+}
+
+// restoreRequest is the body of POST /points/{id}/restore: a new VM.
+type restoreRequest struct {
+	Name         string   `json:"name"`
+	Datacenter   string   `json:"datacenter"`
+	Folder       string   `json:"folder"`
+	Host         string   `json:"host"`
+	ResourcePool string   `json:"resource_pool"`
+	Datastore    string   `json:"datastore"`
+	Network      string   `json:"network"`
+	Isolated     bool     `json:"isolated"`
+	PowerOn      bool     `json:"power_on"`
+	Disks        []string `json:"disks"`
+}
+
+func (s *Server) restoreVM(c *gin.Context) {
+	id := point.ID(c.Param("id"))
+	if !id.Valid() {
+		fail(c, http.StatusBadRequest, "malformed point ID %q", id)
+		return
+	}
+	var req restoreRequest
+	if !decodeStrict(c, &req) {
+		return
+	}
+	if req.Name == "" {
+		fail(c, http.StatusBadRequest, "a restore needs the new VM's name")
+		return
+	}
+	res, err := s.Backend.RestoreVM(c.Request.Context(), restore.Request{
+		Point: id, Name: req.Name, Datacenter: req.Datacenter, Folder: req.Folder, Host: req.Host,
+		ResourcePool: req.ResourcePool, Datastore: req.Datastore, Network: req.Network,
+		Isolated: req.Isolated, PowerOn: req.PowerOn, Disks: req.Disks,
+	})
+	switch {
+	case errors.Is(err, restore.ErrPointNotFound):
+		fail(c, http.StatusNotFound, "%v", err)
+	case errors.Is(err, restore.ErrNameTaken), errors.Is(err, restore.ErrNotVM):
+		fail(c, http.StatusConflict, "%v", err)
+	case err != nil:
+		fail(c, http.StatusBadGateway, "%v", err)
+	default:
+		c.JSON(http.StatusCreated, res)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"coffer.dev/coffer/appliance/jobs"
+	"coffer.dev/coffer/appliance/restore"
 	"coffer.dev/coffer/appliance/vsphere"
 	"coffer.dev/coffer/store"
 	"coffer.dev/coffer/store/point"
@@ -70,6 +71,12 @@ func (f *fakeBackend) Subscribe() (<-chan jobs.Event, func()) {
 }
 func (f *fakeBackend) OpenDisk(id point.ID, disk string) (*store.DiskReader, error) {
 	return nil, errors.New("point " + string(id) + " has no disk " + disk)
+}
+func (f *fakeBackend) RestoreVM(ctx context.Context, req restore.Request) (*restore.Result, error) {
+	if req.Name == "web01" {
+		return nil, restore.ErrNameTaken
+	}
+	return &restore.Result{VM: req.Name}, nil
 }
 func (f *fakeBackend) Points() ([]*point.RecoveryPoint, error) {
 	return []*point.RecoveryPoint{{ID: "20261123T000000.000000Z-00000001", Source: "vm:u1"}}, nil
@@ -251,5 +258,27 @@ func TestExportRoute(t *testing.T) {
 		if code, body := do(t, c, "GET", s.URL()+tc.path, tok, ""); code != tc.code {
 			t.Errorf("%s: %d %s, want %d", tc.path, code, body, tc.code)
 		}
+	}
+}
+
+func TestRestoreRoute(t *testing.T) {
+	s, _, c := startServer(t)
+	tok := login(t, s, c)
+	base := s.URL() + "/api/v1/points/20261123T000000.000000Z-00000001/restore"
+	for _, tc := range []struct {
+		body string
+		code int
+	}{
+		{`{"name":"copy01","isolated":true}`, 201},
+		{`{"name":"web01"}`, 409},
+		{`{"isolated":true}`, 400},
+		{`{"name":"x","bogus":1}`, 400},
+	} {
+		if code, body := do(t, c, "POST", base, tok, tc.body); code != tc.code {
+			t.Errorf("%s: %d %s, want %d", tc.body, code, body, tc.code)
+		}
+	}
+	if code, _ := do(t, c, "POST", s.URL()+"/api/v1/points/bad/restore", tok, `{"name":"x"}`); code != 400 {
+		t.Errorf("bad point id: %d", code)
 	}
 }

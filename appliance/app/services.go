@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"coffer.dev/coffer/appliance/jobs"
+	"coffer.dev/coffer/appliance/restore"
 	"coffer.dev/coffer/appliance/vsphere"
 	"coffer.dev/coffer/store"
 	"coffer.dev/coffer/store/point"
@@ -105,4 +106,13 @@ func (s *Services) Points() ([]*point.RecoveryPoint, error) { return s.app.Store
 // OpenDisk opens one disk of a point for reading or export.
 func (s *Services) OpenDisk(id point.ID, disk string) (*store.DiskReader, error) {
 	return s.app.Store.OpenDisk(id, disk)
+}
+
+// RestoreVM restores a point as a new VM (see restore.RestoreVM).
+func (s *Services) RestoreVM(ctx context.Context, req restore.Request) (*restore.Result, error) {
+	e, err := s.Engine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return restore.RestoreVM(ctx, e.Client, s.app.Store, req)
 }
