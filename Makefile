@@ -65,7 +65,7 @@ bench: build bench-deps var/go.mod
 # New inputs that widen coverage are minimized for at most FUZZMINIMIZETIME.
 # Failing inputs land in the package's testdata/fuzz/<Target>/.
 FUZZMINIMIZETIME ?= 1s
-FUZZPKGS         ?= ./store/...
+FUZZPKGS         ?= ./store/... ./tape/...
 
 fuzz:
 	@fail=""; \
