@@ -152,16 +152,11 @@ func vsInventory(ctx context.Context, env *Env, args []string) error {
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
-	a, err := app.Open(ctx, *state, env.Log)
+	_, c, done, err := openVCenter(ctx, env, *state)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
-	c, err := a.Connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Logout(context.WithoutCancel(ctx))
+	defer done()
 	inv, err := c.Inventory(ctx)
 	if err != nil {
 		return err
@@ -230,16 +225,11 @@ func vsBackup(ctx context.Context, env *Env, args []string) error {
 	if !vsphere.ConsistencyMode(*cons).Valid() {
 		return usagef("--consistency must be application-required, application-preferred or crash")
 	}
-	a, err := app.Open(ctx, *state, env.Log)
+	a, c, done, err := openVCenter(ctx, env, *state)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
-	c, err := a.Connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Logout(context.WithoutCancel(ctx))
+	defer done()
 	vm, err := findVM(ctx, c, *vmArg)
 	if err != nil {
 		return err
@@ -288,16 +278,11 @@ func vsSweep(ctx context.Context, env *Env, args []string) error {
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
-	a, err := app.Open(ctx, *state, env.Log)
+	a, c, done, err := openVCenter(ctx, env, *state)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
-	c, err := a.Connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Logout(context.WithoutCancel(ctx))
+	defer done()
 	swept, err := a.Engine(c).SweepSnapshots(ctx, "")
 	if err != nil {
 		return err
@@ -351,16 +336,11 @@ func vsRestore(ctx context.Context, env *Env, args []string) error {
 	case !*over && *into == "" && *name == "":
 		return usagef("vsphere restore needs --name (a new VM), --into UUID or --over-original --confirm NAME")
 	}
-	a, err := app.Open(ctx, *state, env.Log)
+	a, c, done, err := openVCenter(ctx, env, *state)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
-	c, err := a.Connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Logout(context.WithoutCancel(ctx))
+	defer done()
 	var res *restore.Result
 	switch {
 	case *over:
@@ -388,4 +368,22 @@ func vsRestore(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintln(env.Stdout, "  warning:", w)
 	}
 	return nil
+}
+
+// openVCenter opens the appliance state and logs in to its vCenter; done
+// logs out and closes the store.
+func openVCenter(ctx context.Context, env *Env, state string) (*app.App, *vsphere.Client, func(), error) {
+	a, err := app.Open(ctx, state, env.Log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := a.Connect(ctx)
+	if err != nil {
+		a.Close()
+		return nil, nil, nil, err
+	}
+	return a, c, func() {
+		c.Logout(context.WithoutCancel(ctx))
+		a.Close()
+	}, nil
 }

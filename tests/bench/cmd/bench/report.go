@@ -1,11 +1,10 @@
 package main
 
 import (
-	"encoding/json"
+	"coffer.dev/coffer/tests/bench/internal/verdict"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -48,13 +47,7 @@ type corpusFile struct {
 	Extents   int   `json:"extents,omitempty"`
 }
 
-type target struct {
-	Name     string  `json:"name"`
-	Value    float64 `json:"value"`
-	Measured string  `json:"measured"`
-	Goal     string  `json:"goal"`
-	Status   string  `json:"status"` // PASS, FAIL or n/a
-}
+type target = verdict.Target
 
 type result struct {
 	Started      string                `json:"started"`
@@ -310,45 +303,11 @@ func (h *harness) printReport(w io.Writer) {
 		}
 	}
 
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "%-64s %11s %11s  %s\n", "target", "measured", "goal", "result")
-	fmt.Fprintln(w, strings.Repeat("-", 96))
-	pass, fail := 0, 0
-	for _, t := range h.res.Targets {
-		fmt.Fprintf(w, "%-64s %11s %11s  %s\n", t.Name, t.Measured, t.Goal, t.Status)
-		switch t.Status {
-		case "PASS":
-			pass++
-		case "FAIL":
-			fail++
-		}
-	}
-	for _, n := range h.res.Notes {
-		fmt.Fprintln(w, "note:", n)
-	}
-	fmt.Fprintf(w, "\ntargets: %d passed, %d failed", pass, fail)
-	if len(h.res.Errors) > 0 {
-		fmt.Fprintf(w, "; %d ERROR(S):\n", len(h.res.Errors))
-		for _, e := range h.res.Errors {
-			fmt.Fprintln(w, "  -", firstLine(e))
-		}
-	} else {
-		fmt.Fprintln(w)
-	}
-	fmt.Fprintf(w, "result: %s\n", filepath.Join(h.base, "result.json"))
+	verdict.Print(w, h.res.Targets, h.res.Notes, h.res.Errors, "", filepath.Join(h.base, "result.json"))
 }
 
 func (h *harness) writeJSON() error {
-	b, err := json.MarshalIndent(h.res, "", "  ")
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(h.base, "result.json")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return verdict.WriteJSON(filepath.Join(h.base, "result.json"), h.res)
 }
 
 // noisy is the share of the CPUs used by other processes during a timed run

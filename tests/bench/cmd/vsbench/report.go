@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"coffer.dev/coffer/tests/bench/internal/verdict"
 	"fmt"
 	"io"
 	"math"
@@ -96,13 +96,7 @@ type diskLayout struct {
 	ChangedRuns      int   `json:"changed_runs"`
 }
 
-type target struct {
-	Name     string  `json:"name"`
-	Value    float64 `json:"value"`
-	Measured string  `json:"measured"`
-	Goal     string  `json:"goal"`
-	Status   string  `json:"status"` // PASS, FAIL or n/a
-}
+type target = verdict.Target
 
 type result struct {
 	Started      string         `json:"started"`
@@ -359,45 +353,11 @@ func (h *harness) printReport(w io.Writer) {
 		}
 	}
 
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "%-66s %10s %9s  %s\n", "target", "measured", "goal", "result")
-	fmt.Fprintln(w, strings.Repeat("-", 96))
-	pass, fail := 0, 0
-	for _, t := range r.Targets {
-		fmt.Fprintf(w, "%-66s %10s %9s  %s\n", t.Name, t.Measured, t.Goal, t.Status)
-		switch t.Status {
-		case "PASS":
-			pass++
-		case "FAIL":
-			fail++
-		}
-	}
-	for _, n := range r.Notes {
-		fmt.Fprintln(w, "note:", n)
-	}
-	fmt.Fprintf(w, "\ntargets: %d passed, %d failed; run took %.0f s", pass, fail, r.TotalSeconds)
-	if len(r.Errors) > 0 {
-		fmt.Fprintf(w, "; %d ERROR(S):\n", len(r.Errors))
-		for _, e := range r.Errors {
-			fmt.Fprintln(w, "  -", firstLine(e))
-		}
-	} else {
-		fmt.Fprintln(w)
-	}
-	fmt.Fprintf(w, "result: %s\n", filepath.Join(h.work, "result.json"))
+	verdict.Print(w, r.Targets, r.Notes, r.Errors, fmt.Sprintf("; run took %.0f s", r.TotalSeconds), filepath.Join(h.work, "result.json"))
 }
 
 func (h *harness) writeJSON() error {
-	b, err := json.MarshalIndent(h.res, "", "  ")
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(h.work, "result.json")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return verdict.WriteJSON(filepath.Join(h.work, "result.json"), h.res)
 }
 
 // noisy is the share of the CPUs used by other processes during a timed
