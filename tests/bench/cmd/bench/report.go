@@ -208,7 +208,7 @@ func (h *harness) evaluate() {
 	for _, rw := range h.res.Rows {
 		worst = max(worst, rw.OthersCPUShare)
 	}
-	if worst > noisy {
+	if worst > verdict.Noisy {
 		h.res.Notes = append(h.res.Notes, fmt.Sprintf("machine busy: other processes used up to %.0f%% of the CPUs "+
 			"during timed runs (others_cpu_share in the runs)", 100*worst))
 	}
@@ -285,7 +285,7 @@ func (h *harness) printReport(w io.Writer) {
 	fmt.Fprintln(w, "(seconds: wall clock; MB/s: logical disk bytes / seconds / 10^6; stored bytes: repository size")
 	fmt.Fprintln(w, " after the step; cpu s: the tool's user+system time; others: share of all CPUs that other")
 	fmt.Fprintln(w, " processes used meanwhile)")
-	if worstNoise > noisy {
+	if worstNoise > verdict.Noisy {
 		fmt.Fprintf(w, "WARNING: other processes used up to %.0f%% of the CPUs during timed runs: wall-clock ratios\n"+
 			"from this run are unreliable; rerun on a quiet machine.\n", 100*worstNoise)
 	}
@@ -309,10 +309,6 @@ func (h *harness) printReport(w io.Writer) {
 func (h *harness) writeJSON() error {
 	return verdict.WriteJSON(filepath.Join(h.base, "result.json"), h.res)
 }
-
-// noisy is the share of the CPUs used by other processes during a timed run
-// above which the report warns.
-const noisy = 0.2
 
 func mib(n int64) string {
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))

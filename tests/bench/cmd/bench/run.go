@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"coffer.dev/coffer/tests/bench/internal/verdict"
 	"context"
 	"fmt"
 	"io"
@@ -51,11 +52,11 @@ func (r *runner) run(logName, dir string, env []string, name string, args ...str
 	cmd.Stderr = logf
 	cmd.WaitDelay = 10 * time.Second
 
-	busy0 := busyTicks()
+	busy0 := verdict.BusyTicks()
 	start := time.Now()
 	err = cmd.Run()
 	p := proc{Seconds: time.Since(start).Seconds(), Stdout: out.Bytes()}
-	busy1 := busyTicks()
+	busy1 := verdict.BusyTicks()
 	if cmd.ProcessState != nil {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			p.MaxRSS = ru.Maxrss << 10 // KiB on Linux
@@ -63,7 +64,7 @@ func (r *runner) run(logName, dir string, env []string, name string, args ...str
 		}
 	}
 	if busy0 > 0 && busy1 > busy0 {
-		p.Others = max(0, float64(busy1-busy0)/clockTicks-p.CPU)
+		p.Others = max(0, float64(busy1-busy0)/verdict.ClockTicks-p.CPU)
 	}
 	fmt.Fprintf(logf, "\n# exit: %v; %.3f s; peak RSS %d KiB\n", cmd.ProcessState, p.Seconds, p.MaxRSS>>10)
 	if err != nil {
@@ -86,31 +87,6 @@ func cleanEnv() []string {
 		}
 	}
 	return env
-}
-
-// clockTicks is USER_HZ, the unit of /proc/stat (100 on Linux).
-const clockTicks = 100
-
-// busyTicks returns the non-idle CPU time of the whole machine so far, in
-// clock ticks, from the first line of /proc/stat (0 when unreadable).
-func busyTicks() int64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0
-	}
-	var n int64
-	// user nice system idle iowait irq softirq steal
-	for _, i := range []int{1, 2, 3, 6, 7, 8} {
-		var v int64
-		fmt.Sscan(f[i], &v)
-		n += v
-	}
-	return n
 }
 
 // loadAvg returns the 1-minute load average, a hint of how busy the

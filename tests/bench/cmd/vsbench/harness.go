@@ -1,6 +1,7 @@
 package main
 
 import (
+	"coffer.dev/coffer/tests/bench/internal/verdict"
 	"context"
 	"errors"
 	"fmt"
@@ -194,13 +195,13 @@ func (h *harness) measure(f func() error) (timed, error) {
 	var t timed
 	t.waited, t.busy = h.waitQuiet()
 	t.load = loadAvg()
-	busy0, cpu0 := busyTicks(), selfCPU()
+	busy0, cpu0 := verdict.BusyTicks(), selfCPU()
 	start := time.Now()
 	err := f()
 	t.seconds = time.Since(start).Seconds()
 	t.cpu = selfCPU() - cpu0
-	if busy1 := busyTicks(); busy0 > 0 && busy1 > busy0 {
-		t.others = max(0, float64(busy1-busy0)/clockTicks-t.cpu)
+	if busy1 := verdict.BusyTicks(); busy0 > 0 && busy1 > busy0 {
+		t.others = max(0, float64(busy1-busy0)/verdict.ClockTicks-t.cpu)
 	}
 	return t, err
 }
@@ -215,13 +216,13 @@ func (h *harness) waitQuiet() (float64, bool) {
 	}
 	start := time.Now()
 	for {
-		busy0, cpu0 := busyTicks(), selfCPU()
+		busy0, cpu0 := verdict.BusyTicks(), selfCPU()
 		time.Sleep(time.Second)
-		busy1, cpu1 := busyTicks(), selfCPU()
+		busy1, cpu1 := verdict.BusyTicks(), selfCPU()
 		if busy0 == 0 {
 			return 0, false // no /proc/stat
 		}
-		others := (float64(busy1-busy0)/clockTicks - (cpu1 - cpu0)) / float64(numCPU())
+		others := (float64(busy1-busy0)/verdict.ClockTicks - (cpu1 - cpu0)) / float64(numCPU())
 		if others < quietShare {
 			return time.Since(start).Seconds(), false
 		}

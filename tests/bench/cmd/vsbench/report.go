@@ -235,7 +235,7 @@ func (h *harness) evaluate(only string) {
 		h.res.Notes = append(h.res.Notes, fmt.Sprintf("waited %.0f s in all for other processes to calm down before timed runs; "+
 			"%d of %d runs started while they still used >= %.0f%% of the CPUs", waited, gaveUp, len(h.res.Runs), 100*quietShare))
 	}
-	if worst > noisy {
+	if worst > verdict.Noisy {
 		h.res.Notes = append(h.res.Notes, fmt.Sprintf("machine busy: other processes used up to %.0f%% of the CPUs "+
 			"during timed runs (others_cpu_share in the runs): ratios from this run are unreliable", 100*worst))
 	}
@@ -358,34 +358,6 @@ func (h *harness) printReport(w io.Writer) {
 
 func (h *harness) writeJSON() error {
 	return verdict.WriteJSON(filepath.Join(h.work, "result.json"), h.res)
-}
-
-// noisy is the share of the CPUs used by other processes during a timed
-// run above which the report warns.
-const noisy = 0.2
-
-// clockTicks is USER_HZ, the unit of /proc/stat (100 on Linux).
-const clockTicks = 100
-
-// busyTicks returns the non-idle CPU time of the whole machine so far, in
-// clock ticks (0 when /proc/stat is unreadable).
-func busyTicks() int64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0
-	}
-	var n int64
-	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system irq softirq steal
-		var v int64
-		fmt.Sscan(f[i], &v)
-		n += v
-	}
-	return n
 }
 
 // selfCPU is this process's user + system time so far, in seconds.

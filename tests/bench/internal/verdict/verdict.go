@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -75,3 +76,34 @@ func FirstLine(s string) string {
 
 // MiB formats n bytes in MiB.
 func MiB(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// Noisy is the share of the CPUs other processes may use during a timed
+// run before the report warns that its wall-clock ratios are unreliable.
+const Noisy = 0.2
+
+// ClockTicks is USER_HZ, the unit of /proc/stat (100 on Linux).
+const ClockTicks = 100
+
+// BusyTicks returns the non-idle CPU time of the whole machine so far, in
+// clock ticks, from the first line of /proc/stat (0 when unreadable).
+func BusyTicks() int64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var n int64
+	// user nice system (idle iowait) irq softirq steal
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0
+		}
+		n += v
+	}
+	return n
+}
