@@ -16,6 +16,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"coffer.dev/coffer/appliance/catalog"
 	"coffer.dev/coffer/appliance/jobs"
 	"coffer.dev/coffer/appliance/restore"
 	"coffer.dev/coffer/appliance/restore/export"
@@ -41,6 +42,10 @@ type Backend interface {
 	Points() ([]*point.RecoveryPoint, error)
 	OpenDisk(id point.ID, disk string) (*store.DiskReader, error)
 	RestoreVM(ctx context.Context, req restore.Request) (*restore.Result, error)
+	// File catalogs and single-file restore.
+	Catalogs() *catalog.Library
+	CatalogPoint(ctx context.Context, id point.ID) (*catalog.Catalog, error)
+	OpenPointFiles(ctx context.Context, id point.ID) (*catalog.PointFiles, *catalog.Catalog, error)
 }
 
 // Server is the appliance's HTTPS server.
@@ -190,6 +195,12 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/points", s.points)
 	a.GET("/points/:id/disks/:disk/export", s.exportDisk)
 	a.POST("/points/:id/restore", s.restoreVM)
+	a.GET("/points/:id/catalog", s.pointCatalog)
+	a.POST("/points/:id/catalog", s.rebuildCatalog)
+	a.GET("/points/:id/files", s.listFiles)
+	a.GET("/points/:id/files/download", s.downloadFiles)
+	a.GET("/files/search", s.searchFiles)
+	a.GET("/files/versions", s.fileVersions)
 	return r
 }
 
@@ -365,6 +376,10 @@ type pointSummary struct {
 	Labels      map[string]string `json:"labels,omitempty"`
 	Disks       []string          `json:"disks"`
 	Stats       point.Stats       `json:"stats"`
+	// Recoverability is the verdict of the check after the backup:
+	// verified, warning, failed, or "" when the point has no catalog.
+	Recoverability catalog.Verdict `json:"recoverability"`
+	Findings       []string        `json:"findings,omitempty"`
 }
 
 func (s *Server) points(c *gin.Context) {
@@ -382,6 +397,9 @@ func (s *Server) points(c *gin.Context) {
 		ps := pointSummary{ID: p.ID, Source: p.Source, Created: p.Created, Consistency: p.Consistency, Labels: p.Labels, Stats: p.Stats}
 		for _, d := range p.Disks {
 			ps.Disks = append(ps.Disks, d.Name)
+		}
+		if h, err := s.Backend.Catalogs().Header(p.ID); err == nil {
+			ps.Recoverability, ps.Findings = h.Verdict, h.Findings
 		}
 		out = append(out, ps)
 	}

@@ -6,12 +6,14 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"coffer.dev/coffer/appliance/catalog"
 	"coffer.dev/coffer/appliance/jobs"
 	"coffer.dev/coffer/appliance/restore"
 	"coffer.dev/coffer/appliance/vsphere"
@@ -21,8 +23,10 @@ import (
 
 // fakeBackend answers the API from memory.
 type fakeBackend struct {
-	policies []jobs.Policy
-	events   chan jobs.Event
+	catalogs   *catalog.Library
+	catalogDir string
+	policies   []jobs.Policy
+	events     chan jobs.Event
 }
 
 func (f *fakeBackend) Inventory(context.Context) (*vsphere.Inventory, error) {
@@ -82,13 +86,26 @@ func (f *fakeBackend) Points() ([]*point.RecoveryPoint, error) {
 	return []*point.RecoveryPoint{{ID: "20261123T000000.000000Z-00000001", Source: "vm:u1"}}, nil
 }
 
+func (f *fakeBackend) Catalogs() *catalog.Library {
+	if f.catalogs == nil {
+		f.catalogs = &catalog.Library{Dir: f.catalogDir}
+	}
+	return f.catalogs
+}
+func (f *fakeBackend) CatalogPoint(ctx context.Context, id point.ID) (*catalog.Catalog, error) {
+	return nil, fmt.Errorf("point %s: no such point", id)
+}
+func (f *fakeBackend) OpenPointFiles(ctx context.Context, id point.ID) (*catalog.PointFiles, *catalog.Catalog, error) {
+	return nil, nil, fmt.Errorf("point %s: %w", id, catalog.ErrNoCatalog)
+}
+
 func startServer(t *testing.T) (*Server, *fakeBackend, *http.Client) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := SetAdmin(dir, "admin", "Correct-Horse-7-battery"); err != nil {
 		t.Fatal(err)
 	}
-	fb := &fakeBackend{events: make(chan jobs.Event, 4)}
+	fb := &fakeBackend{events: make(chan jobs.Event, 4), catalogDir: t.TempDir()}
 	s := &Server{Dir: dir, Addr: "127.0.0.1:0", Backend: fb}
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
@@ -136,6 +153,8 @@ func TestEveryRouteNeedsASession(t *testing.T) {
 		{"GET", "/api/v1/policies/x"}, {"PUT", "/api/v1/policies/x"}, {"DELETE", "/api/v1/policies/x"}, {"POST", "/api/v1/policies/x/run"},
 		{"GET", "/api/v1/jobs"}, {"GET", "/api/v1/jobs/x"}, {"POST", "/api/v1/jobs/x/cancel"}, {"GET", "/api/v1/events"},
 		{"GET", "/api/v1/points"}, {"POST", "/api/v1/logout"},
+		{"GET", "/api/v1/points/x/catalog"}, {"POST", "/api/v1/points/x/catalog"}, {"GET", "/api/v1/points/x/files"},
+		{"GET", "/api/v1/points/x/files/download"}, {"GET", "/api/v1/files/search"}, {"GET", "/api/v1/files/versions"},
 	} {
 		if code, body := do(t, c, rt.method, s.URL()+rt.path, "", ""); code != http.StatusUnauthorized {
 			t.Errorf("%s %s without a session: %d %s", rt.method, rt.path, code, body)

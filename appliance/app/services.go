@@ -79,7 +79,11 @@ func (s *Services) BackupVM(ctx context.Context, req vsphere.BackupRequest) (*vs
 	if err != nil {
 		return &vsphere.Result{}, err
 	}
-	return e.BackupVM(ctx, req)
+	res, err := e.BackupVM(ctx, req)
+	if err == nil && !req.NoCatalog {
+		s.app.AfterBackup(ctx, res)
+	}
+	return res, err
 }
 
 // SweepSnapshots implements jobs.Backupper.

@@ -52,6 +52,7 @@ func commands() []command {
 		{name: "store", usage: "manage a deduplicating store (init, backup-image, restore-image, list, verify, gc, stats, lock, delete, prune, recovery-key)", run: runStore},
 		{name: "setup", usage: "prepare an appliance state directory (store, key, appliance ID)", run: runSetup},
 		{name: "vsphere", usage: "connect to vCenter/ESXi, list its inventory, back up a VM now, sweep leftover snapshots", run: runVSphere},
+		{name: "files", usage: "file catalog of image backups: search, list, versions, restore single files and folders", run: runFiles},
 		{name: "serve", usage: "run the appliance: job engine, scheduler and the HTTPS API", run: runServe},
 		{name: "admin", usage: "set the administrator account of the API", run: runAdmin},
 		{name: "demo", usage: "run the appliance against an embedded vCenter simulator with a handful of VMs: first policy, first backup, then serve the API on https://127.0.0.1:8443", run: runDemo},

@@ -216,6 +216,7 @@ func vsBackup(ctx context.Context, env *Env, args []string) error {
 	post := fs.String("post-thaw", "", "command to run in the guest after the snapshot")
 	after := fs.String("post-backup", "", "command to run in the guest after the point is committed")
 	asJSON := fs.Bool("json", false, "print JSON")
+	noCatalog := fs.Bool("no-catalog", false, "skip the file catalog and the recoverability check")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
@@ -242,6 +243,9 @@ func vsBackup(ctx context.Context, env *Env, args []string) error {
 		InstanceUUID: vm.InstanceUUID, Consistency: vsphere.ConsistencyMode(*cons), VerifyCBT: *verify, Guest: gc,
 		Hooks: vsphere.Hooks{PreFreeze: *pre, PostThaw: *post, PostBackup: *after},
 	})
+	if err == nil && !*noCatalog {
+		a.AfterBackup(ctx, res)
+	}
 	if *asJSON && res != nil {
 		if perr := printJSON(env.Stdout, res); perr != nil {
 			return perr
@@ -265,6 +269,9 @@ func printResult(w io.Writer, res *vsphere.Result) {
 			line += " — " + dr.Reason
 		}
 		fmt.Fprintln(w, line)
+	}
+	if res.Recoverability != "" {
+		fmt.Fprintf(w, "  recoverability: %s (%d files and directories catalogued)\n", res.Recoverability, res.CatalogEntries)
 	}
 	for _, warn := range res.Warnings {
 		fmt.Fprintln(w, "  warning:", warn)

@@ -72,6 +72,9 @@ type Policy struct {
 	// verification of changed block tracking (a full read compared with
 	// what CBT reported). Zero means 10; a negative value never verifies.
 	VerifyEvery int `json:"verify_every"`
+	// SkipRecoverabilityCheck turns off the file catalog and the
+	// recoverability check after each VM's backup (on by default).
+	SkipRecoverabilityCheck bool `json:"skip_recoverability_check,omitempty"`
 
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`

@@ -396,6 +396,7 @@ func (m *Manager) runVM(jr *jobRun, idx int) {
 		Hooks:        pol.Hooks,
 		Guest:        jr.creds,
 		VerifyCBT:    r.VerifyCBT,
+		NoCatalog:    pol.SkipRecoverabilityCheck,
 		Labels:       map[string]string{"policy": pol.ID, "job": jobID},
 		Progress:     func(p vsphere.Progress) { m.progress(jr, idx, p) },
 		Acquire:      m.acquireStream,

@@ -68,7 +68,10 @@ type BackupRequest struct {
 	Guest        *GuestCredentials
 	// VerifyCBT reads every disk in full and checks that changed block
 	// tracking would have found every change.
-	VerifyCBT   bool
+	VerifyCBT bool
+	// NoCatalog asks the appliance to skip the file catalog and the
+	// recoverability check after the backup (the engine itself ignores it).
+	NoCatalog   bool
 	Labels      map[string]string
 	RetainUntil time.Time
 	// Progress, when set, is called now and then with the bytes read.
@@ -130,6 +133,11 @@ type Result struct {
 	PostBackup  string `json:"post_backup,omitempty"` // the post-backup hook's outcome
 	Read        int64  `json:"read_bytes"`
 	Stored      int64  `json:"stored_bytes"`
+	// Recoverability is the verdict of the check that follows the
+	// backup (file catalog, filesystem metadata, sample reads):
+	// verified, warning or failed; "" when it did not run.
+	Recoverability string `json:"recoverability,omitempty"`
+	CatalogEntries int    `json:"catalog_entries,omitempty"`
 }
 
 func (r *Result) warn(format string, a ...any) {
