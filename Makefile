@@ -16,7 +16,8 @@ build:
 # Tools the tests use; installed when missing (Debian).
 deps:
 	@missing=""; \
-	for t in mke2fs:e2fsprogs debugfs:e2fsprogs sgdisk:gdisk qemu-img:qemu-utils; do \
+	for t in mke2fs:e2fsprogs debugfs:e2fsprogs sgdisk:gdisk qemu-img:qemu-utils sfdisk:fdisk \
+	         mkfs.xfs:xfsprogs mkntfs:ntfs-3g mkfs.vfat:dosfstools mcopy:mtools pvcreate:lvm2 losetup:mount; do \
 	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -58,6 +59,7 @@ bench: build bench-deps var/go.mod
 	@rc=0; \
 	$(GO) run ./tests/bench/cmd/bench -coffer $(BIN) || rc=1; \
 	$(GO) run ./tests/bench/cmd/vsbench -dir var/bench || rc=1; \
+	$(GO) run ./tests/bench/cmd/filebench -coffer $(BIN) -dir var/bench || rc=1; \
 	exit $$rc
 
 # Fuzzing: every Fuzz* target of FUZZPKGS runs for FUZZTIME. go test takes

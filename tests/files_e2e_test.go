@@ -56,7 +56,7 @@ func TestFilesFromImageBackup(t *testing.T) {
 
 	var hits []struct {
 		Point, Volume, Path string
-		Size               int64
+		Size                int64
 	}
 	if err := json.Unmarshal([]byte(run(t, cofferBin, "files", "search", "--state", state, "--json", "nginx.conf")), &hits); err != nil {
 		t.Fatal(err)

@@ -22,11 +22,19 @@ func (a *App) Catalogs() *catalog.Library {
 // CatalogPoint builds (or rebuilds) the file catalog of point id with the
 // recoverability check, and saves it.
 func (a *App) CatalogPoint(ctx context.Context, id point.ID) (*catalog.Catalog, error) {
+	return a.CatalogPointWith(ctx, id, catalog.Options{Check: true})
+}
+
+// CatalogPointWith builds and saves the catalog of point id with o.
+func (a *App) CatalogPointWith(ctx context.Context, id point.ID, o catalog.Options) (*catalog.Catalog, error) {
 	p, err := a.Store.Point(id)
 	if err != nil {
 		return nil, err
 	}
-	c, err := catalog.Build(ctx, a.Store, p, catalog.DefaultReaders(), catalog.Options{Check: true, Log: a.Log})
+	if o.Log == nil {
+		o.Log = a.Log
+	}
+	c, err := catalog.Build(ctx, a.Store, p, catalog.DefaultReaders(), o)
 	if err != nil {
 		return nil, fmt.Errorf("catalog point %s: %w", id, err)
 	}

@@ -151,7 +151,7 @@ func expectsFS(v *FoundVolume) bool {
 		return true
 	}
 	t := strings.ToLower(v.TypeName)
-	for _, no := range []string{"swap", "lvm", "raid", "reserved", "bios boot", "extended"} {
+	for _, no := range []string{"swap", "lvm", "raid", "reserved", "bios boot", "extended", "luks", "crypt"} {
 		if strings.Contains(t, no) {
 			return false
 		}

@@ -7,6 +7,7 @@ import (
 	"coffer.dev/coffer/appliance/catalog/ext4"
 	"coffer.dev/coffer/appliance/catalog/fat"
 	"coffer.dev/coffer/appliance/catalog/fsys"
+	"coffer.dev/coffer/appliance/catalog/ntfs"
 	"coffer.dev/coffer/appliance/catalog/volume"
 	"coffer.dev/coffer/appliance/catalog/xfs"
 )
@@ -19,6 +20,7 @@ func DefaultReaders() Readers {
 		Openers: []func(io.ReaderAt, int64) (fsys.Filesystem, error){
 			func(r io.ReaderAt, n int64) (fsys.Filesystem, error) { return ext4.Open(r, n) },
 			func(r io.ReaderAt, n int64) (fsys.Filesystem, error) { return xfs.Open(r, n) },
+			func(r io.ReaderAt, n int64) (fsys.Filesystem, error) { return ntfs.Open(r, n) },
 			func(r io.ReaderAt, n int64) (fsys.Filesystem, error) { return fat.Open(r, n) },
 		},
 	}

@@ -9,7 +9,10 @@ import (
 	"os"
 	"time"
 
+	"coffer.dev/coffer/appliance/blockdev"
 	"coffer.dev/coffer/appliance/restore/export"
+	"coffer.dev/coffer/store"
+	"coffer.dev/coffer/store/point"
 )
 
 // storeExport streams one disk of a point in a hypervisor's format to a
@@ -20,6 +23,7 @@ func storeExport(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet,
 	disk := fs.String("disk", "", "disk name (default: the point's only disk)")
 	format := fs.String("format", "qcow2", "raw, vmdk (stream-optimized), vhdx or qcow2")
 	force := fs.Bool("force", false, "overwrite an existing output file")
+	noSync := fs.Bool("no-sync", false, "do not flush the output to stable storage at the end (block devices are always flushed)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -37,6 +41,11 @@ func storeExport(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet,
 	}
 	defer s.Close()
 	defer r.Close()
+	if f == export.Raw && pos[0] != "-" {
+		// A raw image into a file or block device: the store's parallel
+		// restore, holes left sparse (zeros written on a block device).
+		return rawExport(ctx, env, r, p.ID, name, pos[0], *force, *noSync)
+	}
 	var w io.Writer = env.Stdout
 	var file *os.File
 	if pos[0] != "-" {
@@ -56,7 +65,7 @@ func storeExport(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet,
 	start := time.Now()
 	n, err := export.Write(ctx, w, r, f)
 	if file != nil {
-		if err == nil {
+		if err == nil && !*noSync {
 			err = file.Sync()
 		}
 		if cerr := file.Close(); err == nil {
@@ -72,5 +81,29 @@ func storeExport(ctx context.Context, env *Env, so *storeOpts, fs *flag.FlagSet,
 	if file != nil {
 		fmt.Fprintf(env.Stderr, "exported disk %s of point %s as %s to %s: %s in %.2fs\n", name, p.ID, f, pos[0], human(n), time.Since(start).Seconds())
 	}
+	return nil
+}
+
+func rawExport(ctx context.Context, env *Env, r *store.DiskReader, id point.ID, name, path string, force, noSync bool) error {
+	out, err := blockdev.CreateOutput(path, r.Size(), force)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	start := time.Now()
+	st, err := r.Restore(ctx, out, store.RestoreOptions{WriteZeros: out.NeedsZeros()})
+	if err == nil && (!noSync || out.NeedsZeros()) {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		if !out.NeedsZeros() { // a file we created, not a device
+			os.Remove(path)
+		}
+		return fmt.Errorf("export disk %s of point %s as raw: %w", name, id, err)
+	}
+	fmt.Fprintf(env.Stderr, "exported disk %s of point %s as raw to %s: %s (%s written) in %.2fs\n", name, id, path,
+		human(st.Logical), human(st.Written), time.Since(start).Seconds())
 	return nil
 }

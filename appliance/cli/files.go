@@ -102,6 +102,7 @@ func (f *filesFlags) catalog(a *app.App, src string) (*catalog.Catalog, error) {
 
 func filesCatalog(ctx context.Context, env *Env, args []string) error {
 	f := newFilesFlags(env, "catalog")
+	noCheck := f.fs.Bool("no-check", false, "catalog only: skip the recoverability check")
 	if _, err := parseInterleaved(f.fs, args); err != nil {
 		return err
 	}
@@ -130,7 +131,7 @@ func filesCatalog(ctx context.Context, env *Env, args []string) error {
 	}
 	var hs []catalog.Header
 	for _, id := range ids {
-		c, err := a.CatalogPoint(ctx, id)
+		c, err := a.CatalogPointWith(ctx, id, catalog.Options{Check: !*noCheck})
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,6 @@
 package ext4
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -120,52 +119,9 @@ func (fs *FS) Check(ctx context.Context) ([]string, error) {
 	}
 
 	// The first backup superblock.
-	for g := uint64(1); g < uint64(len(fs.gds)); g++ {
-		if !sb.groupHasSuper(g) {
-			if sb.featureCompat&compatSparseSuper2 != 0 {
-				continue
-			}
-			continue
-		}
-		off := (uint64(sb.firstDataBlock) + g*uint64(sb.blocksPerGroup)) * fs.bs
-		b, err := fs.readAt(off, superblockSize)
-		if err != nil {
-			add("backup superblock in group %d unreadable: %v", g, err)
-			break
-		}
-		add2 := func(what string) { add("backup superblock in group %d: %s differs from the primary", g, what) }
-		bk, err := parseSuperblock(b)
-		if err != nil {
-			add("backup superblock in group %d: %v", g, err)
-			break
-		}
-		switch {
-		case bk.blocksCount != sb.blocksCount:
-			add2("block count")
-		case bk.inodesCount != sb.inodesCount:
-			add2("inode count")
-		case bk.logBlockSize != sb.logBlockSize:
-			add2("block size")
-		case bk.blocksPerGroup != sb.blocksPerGroup || bk.inodesPerGroup != sb.inodesPerGroup:
-			add2("group geometry")
-		case bk.uuid != sb.uuid:
-			add2("UUID")
-		case bk.inodeSize != sb.inodeSize || bk.descSize != sb.descSize:
-			add2("inode or descriptor size")
-		case bk.featureIncompat&^0x4 != sb.featureIncompat&^0x4:
-			add2("incompatible feature set")
-		}
-		if csum && bk.has(roCompatMetadataCsum) {
-			if c := superblockChecksum(b); c != bk.checksum {
-				add("backup superblock in group %d checksum %#08x, computed %#08x", g, bk.checksum, c)
-			}
-		}
-		if bytes.Equal(b, make([]byte, len(b))) {
-			add("backup superblock in group %d is blank", g)
-		}
-		break
+	if g, ok := fs.firstBackup(); ok {
+		fs.checkBackup(g, add)
 	}
-
 	// A sample of in-use inodes.
 	if csum {
 		ngroups := uint64(len(fs.gds))
@@ -210,4 +166,56 @@ func (fs *FS) Check(ctx context.Context) ([]string, error) {
 		}
 	}
 	return findings, nil
+}
+
+// firstBackup returns the first group after 0 holding a superblock copy.
+func (fs *FS) firstBackup() (uint64, bool) {
+	for g := uint64(1); g < uint64(len(fs.gds)); g++ {
+		if fs.sb.groupHasSuper(g) {
+			return g, true
+		}
+		if fs.sb.featureCompat&compatSparseSuper2 == 0 && g > 1 {
+			break // without sparse_super2, group 1 always has one
+		}
+	}
+	return 0, false
+}
+
+// checkBackup compares the backup superblock of group g with the primary.
+func (fs *FS) checkBackup(g uint64, add func(string, ...any)) {
+	sb := fs.sb
+	csum := sb.has(roCompatMetadataCsum)
+	off := (uint64(sb.firstDataBlock) + g*uint64(sb.blocksPerGroup)) * fs.bs
+	b, err := fs.readAt(off, superblockSize)
+	if err != nil {
+		add("backup superblock in group %d unreadable: %v", g, err)
+		return
+	}
+	add2 := func(what string) { add("backup superblock in group %d: %s differs from the primary", g, what) }
+	bk, err := parseSuperblock(b)
+	if err != nil {
+		add("backup superblock in group %d: %v", g, err)
+		return
+	}
+	switch {
+	case bk.blocksCount != sb.blocksCount:
+		add2("block count")
+	case bk.inodesCount != sb.inodesCount:
+		add2("inode count")
+	case bk.logBlockSize != sb.logBlockSize:
+		add2("block size")
+	case bk.blocksPerGroup != sb.blocksPerGroup || bk.inodesPerGroup != sb.inodesPerGroup:
+		add2("group geometry")
+	case bk.uuid != sb.uuid:
+		add2("UUID")
+	case bk.inodeSize != sb.inodeSize || bk.descSize != sb.descSize:
+		add2("inode or descriptor size")
+	case bk.featureIncompat&^0x4 != sb.featureIncompat&^0x4:
+		add2("incompatible feature set")
+	}
+	if csum && bk.has(roCompatMetadataCsum) {
+		if c := superblockChecksum(b); c != bk.checksum {
+			add("backup superblock in group %d checksum %#08x, computed %#08x", g, bk.checksum, c)
+		}
+	}
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // smallImage builds a small ext4 image with a few files and returns its bytes.
-func smallImage(t testing.TB, fstype string, args ...string) []byte {
+func smallImage(t testing.TB, size, fstype string, args ...string) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	tree := filepath.Join(dir, "tree")
@@ -34,7 +34,7 @@ func smallImage(t testing.TB, fstype string, args ...string) []byte {
 		t.Fatal(err)
 	}
 	img := filepath.Join(dir, "s.img")
-	mkfs(t, img, tree, "1M", append([]string{"-t", fstype, "-b", "1024", "-g", "256", "-N", "64"}, args...)...)
+	mkfs(t, img, tree, size, append([]string{"-t", fstype, "-b", "1024", "-N", "32"}, args...)...)
 	b, err := os.ReadFile(img)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func walkAll(fs *FS) error {
 }
 
 func TestCorruption(t *testing.T) {
-	pristine := smallImage(t, "ext4", "-O", "^has_journal")
+	pristine := smallImage(t, "1M", "ext4", "-g", "256", "-O", "^has_journal")
 	le := binary.LittleEndian
 	sb := func(b []byte) []byte { return b[1024:2048] }
 	// Locate structures in the pristine image.
@@ -152,8 +152,8 @@ func TestCorruption(t *testing.T) {
 // TestRandomDamage flips bytes all over the metadata of a small image: no
 // panic, whatever the outcome.
 func TestRandomDamage(t *testing.T) {
-	pristine := smallImage(t, "ext4", "-O", "^has_journal")
-	for i := 0; i < 3000; i++ {
+	pristine := smallImage(t, "1M", "ext4", "-g", "256", "-O", "^has_journal")
+	for i := 0; i < 1000; i++ {
 		img := bytes.Clone(pristine)
 		x := uint32(i)*2654435761 + 12345
 		for k := 0; k < 8; k++ {
@@ -172,9 +172,9 @@ func TestRandomDamage(t *testing.T) {
 }
 
 func FuzzOpen(f *testing.F) {
-	f.Add(smallImage(f, "ext4", "-O", "^has_journal"))
-	f.Add(smallImage(f, "ext4", "-O", "^has_journal,inline_data,^metadata_csum,^64bit", "-I", "256"))
-	f.Add(smallImage(f, "ext2"))
+	f.Add(smallImage(f, "128K", "ext4", "-O", "^has_journal,^resize_inode"))
+	f.Add(smallImage(f, "128K", "ext4", "-O", "^has_journal,^resize_inode,inline_data,^metadata_csum,^64bit", "-I", "256"))
+	f.Add(smallImage(f, "128K", "ext2", "-O", "^resize_inode"))
 	f.Fuzz(func(t *testing.T, img []byte) {
 		fs, err := Open(bytes.NewReader(img), int64(len(img)))
 		if err != nil {
@@ -182,5 +182,16 @@ func FuzzOpen(f *testing.F) {
 		}
 		fs.Check(context.Background())
 		walkAll(fs)
+	})
+}
+
+func FuzzSuperblock(f *testing.F) {
+	img := smallImage(f, "128K", "ext4", "-O", "^has_journal,^resize_inode")
+	f.Add(img[1024:2048])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if sb, err := parseSuperblock(b); err == nil {
+			sb.groupCount()
+			sb.groupHasSuper(27)
+		}
 	})
 }

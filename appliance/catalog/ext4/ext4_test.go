@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,23 +75,38 @@ func TestCompare(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := []struct {
-		name string
-		args []string
+		name  string
+		args  []string
+		index bool // e2fsck -D afterwards: htree directories
 	}{
-		{"ext4", []string{"-t", "ext4", "-L", "rootfs"}},
-		{"ext2", []string{"-t", "ext2"}},
-		{"ext3", []string{"-t", "ext3"}},
-		{"ext4-nocsum-32bit", []string{"-t", "ext4", "-O", "^metadata_csum,^64bit"}},
-		{"ext4-gdtcsum", []string{"-t", "ext4", "-O", "^metadata_csum,uninit_bg"}},
-		{"ext4-1k", []string{"-t", "ext4", "-b", "1024"}},
-		{"ext4-inline", []string{"-t", "ext4", "-O", "inline_data", "-I", "512"}},
-		{"ext4-metabg", []string{"-t", "ext4", "-O", "meta_bg,^resize_inode"}},
+		{"ext4", []string{"-t", "ext4", "-L", "rootfs"}, false},
+		{"ext2", []string{"-t", "ext2"}, false},
+		{"ext3", []string{"-t", "ext3"}, false},
+		{"ext4-nocsum-32bit", []string{"-t", "ext4", "-O", "^metadata_csum,^64bit"}, false},
+		{"ext4-gdtcsum", []string{"-t", "ext4", "-O", "^metadata_csum,uninit_bg"}, false},
+		{"ext4-1k", []string{"-t", "ext4", "-b", "1024"}, false},
+		{"ext4-inline", []string{"-t", "ext4", "-O", "inline_data", "-I", "512"}, false},
+		{"ext4-metabg", []string{"-t", "ext4", "-O", "meta_bg,^resize_inode"}, false},
+		{"ext4-htree", []string{"-t", "ext4"}, true},
+		{"ext4-128-byte-inodes", []string{"-t", "ext4", "-I", "128"}, false},
+		{"ext3-htree", []string{"-t", "ext3", "-b", "1024"}, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			img := filepath.Join(base, c.name+".img")
 			mkfs(t, img, tree, "256M", c.args...)
 			defer os.Remove(img)
+			if c.index {
+				out, err := exec.Command("e2fsck", "-fyD", img).CombinedOutput()
+				if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() > 1) {
+					t.Fatalf("e2fsck -D: %v\n%s", err, out)
+				}
+				out, err = exec.Command("debugfs", "-R", "htree /usr/share/many", img).CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "Root node dump") {
+					t.Fatalf("/usr/share/many is not an htree directory: %v\n%s", err, out)
+				}
+			}
 			r, size := fsystest.OpenImage(t, img)
 			cr := &countingReader{r: r}
 			fs, err := Open(cr, size)
@@ -330,70 +346,104 @@ func TestWalkCancel(t *testing.T) {
 	}
 }
 
-// TestBlockMapTriple reads a sparse ext2 file reaching into the
-// triple-indirect range (1 KiB blocks: beyond 12+256+65536 blocks).
-func TestBlockMapTriple(t *testing.T) {
-	dir := t.TempDir()
-	tree := filepath.Join(dir, "tree")
-	if err := os.MkdirAll(tree, 0o755); err != nil {
-		t.Fatal(err)
+// TestSparseLarge reads sparse files through the triple-indirect range of
+// an ext2 block map (1 KiB blocks: beyond 12+256+65536 blocks) and past
+// 4 GiB on ext4 (i_size_high, extents far apart).
+func TestSparseLarge(t *testing.T) {
+	cases := []struct {
+		name string
+		size int64
+		offs []int64
+		args []string
+	}{
+		{"ext2-triple-indirect", 100 << 20, []int64{5000, 300 << 10, 70 << 20, 90<<20 + 777}, []string{"-t", "ext2", "-b", "1024"}},
+		{"ext3-triple-indirect", 80 << 20, []int64{12 << 10, 67<<20 - 10}, []string{"-t", "ext3", "-b", "1024"}},
+		{"ext4-over-4GiB", 6 << 30, []int64{0, 4<<30 + 12345, 6<<30 - 3100}, []string{"-t", "ext4"}},
 	}
-	p := filepath.Join(tree, "big")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	offs := []int64{5000, 300 << 10, 70 << 20, 90<<20 + 777}
-	for i, off := range offs {
-		if _, err := f.WriteAt([]byte(fmt.Sprintf("chunk-%d-", i)+strings.Repeat("z", 3000)), off); err != nil {
-			t.Fatal(err)
-		}
-	}
-	size := int64(100 << 20)
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := filepath.Join(dir, "e2.img")
-	mkfs(t, img, tree, "64M", "-t", "ext2", "-b", "1024")
-	r, isz := fsystest.OpenImage(t, img)
-	fs, err := Open(r, isz)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ent *fsys.Entry
-	fs.Walk(context.Background(), func(e *fsys.Entry) error {
-		if e.Path == "/big" {
-			c := *e
-			ent = &c
-		}
-		return nil
-	})
-	if ent == nil || ent.Size != size {
-		t.Fatalf("entry %+v", ent)
-	}
-	fh, err := fs.Open(ent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, size)
-	if n, err := fh.ReadAt(got, 0); n != len(got) || err != nil {
-		t.Fatalf("read %d, %v", n, err)
-	}
-	if string(got) != string(want) {
-		t.Error("content differs")
-	}
-	// Unaligned reads across block and indirect boundaries.
-	for _, off := range []int64{0, 1023, 12*1024 - 5, 268*1024 - 3, 70<<20 - 1, 90 << 20, size - 1} {
-		b := make([]byte, 4000)
-		n, err := fh.ReadAt(b, off)
-		exp := want[off:min(off+4000, size)]
-		if n != len(exp) || string(b[:n]) != string(exp) || (n < len(b) && err == nil) {
-			t.Errorf("ReadAt(%d): %d, %v", off, n, err)
-		}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tree := filepath.Join(dir, "tree")
+			if err := os.MkdirAll(tree, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Create(filepath.Join(tree, "big"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			chunks := map[int64][]byte{}
+			for i, off := range c.offs {
+				b := []byte(fmt.Sprintf("chunk-%d-", i) + strings.Repeat("z", 3000))
+				chunks[off] = b
+				if _, err := f.WriteAt(b, off); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := f.Truncate(c.size); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			// expect returns the file's bytes in [off, off+n).
+			expect := func(off, n int64) []byte {
+				out := make([]byte, n)
+				for co, b := range chunks {
+					for i := range b {
+						if p := co + int64(i); p >= off && p < off+n {
+							out[p-off] = b[i]
+						}
+					}
+				}
+				return out
+			}
+			img := filepath.Join(dir, "e.img")
+			mkfs(t, img, tree, "64M", c.args...)
+			r, isz := fsystest.OpenImage(t, img)
+			fs, err := Open(r, isz)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ent *fsys.Entry
+			if err := fs.Walk(context.Background(), func(e *fsys.Entry) error {
+				if e.Path == "/big" {
+					c := *e
+					ent = &c
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if ent == nil || ent.Size != c.size {
+				t.Fatalf("entry %+v", ent)
+			}
+			fh, err := fs.Open(ent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Unaligned reads across block, indirect and extent boundaries.
+			probes := []int64{0, 1023, 12*1024 - 5, 268*1024 - 3, c.size - 1}
+			for _, off := range c.offs {
+				probes = append(probes, off-1, off+1000)
+			}
+			for _, off := range probes {
+				if off < 0 || off >= c.size {
+					continue
+				}
+				b := make([]byte, 70000)
+				n, err := fh.ReadAt(b, off)
+				want := expect(off, min(int64(len(b)), c.size-off))
+				if n != len(want) || !bytes.Equal(b[:n], want) || (n < len(b) && err != io.EOF) {
+					t.Errorf("ReadAt(%d): %d, %v", off, n, err)
+				}
+			}
+			if c.size <= 100<<20 {
+				all := make([]byte, c.size)
+				if n, err := fh.ReadAt(all, 0); n != len(all) || err != nil {
+					t.Fatalf("read all: %d, %v", n, err)
+				}
+				if !bytes.Equal(all, expect(0, c.size)) {
+					t.Error("content differs")
+				}
+			}
+		})
 	}
 }

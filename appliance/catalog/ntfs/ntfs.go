@@ -486,6 +486,9 @@ func (fs *FS) dataStream(attrs []attr, typ uint32, name string) (*stream, error)
 			return nil, fmt.Errorf("attribute %#x pieces not contiguous at VCN %d", typ, next)
 		}
 		for _, r := range p.runs {
+			if r.vcn+r.n > maxVCN/fs.clusterSize {
+				return nil, fmt.Errorf("attribute %#x: run at VCN %d (+%d) too far", typ, r.vcn, r.n)
+			}
 			if r.lcn >= 0 && (r.lcn+r.n > fs.clusters || r.lcn+r.n < r.lcn) {
 				return nil, fmt.Errorf("run at cluster %d (+%d) beyond the volume", r.lcn, r.n)
 			}
@@ -500,6 +503,10 @@ func (fs *FS) dataStream(attrs []attr, typ uint32, name string) (*stream, error)
 }
 
 var errNoAttr = errors.New("attribute not found")
+
+// maxVCN bounds the byte size a runlist may map (2^62), so that VCN
+// arithmetic cannot overflow.
+const maxVCN = 1 << 62
 
 // stream reads a resident or non-resident attribute value.
 type stream struct {
@@ -547,6 +554,9 @@ func (s *stream) ReadAt(p []byte, off int64) (int, error) {
 		r := s.runs[i]
 		inRun := off - r.vcn*cs
 		k := min(r.n*cs-inRun, want, maxRead)
+		if k <= 0 {
+			return n, fmt.Errorf("ntfs: read at %d: bad run at VCN %d", off, r.vcn)
+		}
 		if r.lcn < 0 {
 			clear(p[n : n+int(k)])
 		} else if _, err := s.fs.r.ReadAt(p[n:n+int(k)], r.lcn*cs+inRun); err != nil {
@@ -789,8 +799,11 @@ func (w *indexWalker) child(vcn int64, depth int) error {
 		return fmt.Errorf("index block %d visited twice (cycle)", vcn)
 	}
 	w.seen[vcn] = true
+	if vcn < 0 || vcn > w.alloc.size/w.vcnSize {
+		return fmt.Errorf("index block %d beyond the index allocation", vcn)
+	}
 	off := vcn * w.vcnSize
-	if vcn < 0 || off < 0 || off+w.blockSize > w.alloc.size {
+	if off+w.blockSize > w.alloc.size {
 		return fmt.Errorf("index block %d beyond the index allocation", vcn)
 	}
 	b := make([]byte, w.blockSize)
@@ -818,16 +831,19 @@ func (fs *FS) Walk(ctx context.Context, fn fsys.WalkFunc) error {
 		}
 		return err
 	}
-	w := &walker{fs: fs, ctx: ctx, fn: fn, seen: map[uint64]bool{recRoot: true}}
+	w := &walker{fs: fs, ctx: ctx, fn: fn, seen: map[uint64]bool{recRoot: true}, links: map[uint64]*info{}}
 	return w.dir("/", in.rec)
 }
 
 type walker struct {
-	fs   *FS
-	ctx  context.Context
-	fn   fsys.WalkFunc
-	seen map[uint64]bool
+	fs    *FS
+	ctx   context.Context
+	fn    fsys.WalkFunc
+	seen  map[uint64]bool
+	links map[uint64]*info
 }
+
+const maxLinkCache = 4096
 
 func (w *walker) dir(path string, rec *record) error {
 	if err := w.ctx.Err(); err != nil {
@@ -854,9 +870,19 @@ func (w *walker) dir(path string, rec *record) error {
 		if ie.name == "" || ie.name == "." || ie.name == ".." || strings.ContainsAny(ie.name, "/\x00") {
 			return fmt.Errorf("ntfs: directory %s: invalid name %q", path, ie.name)
 		}
-		in, err := w.fs.info(ie.ref)
-		if err != nil {
-			return fmt.Errorf("ntfs: %s: %w", p, err)
+		in := w.links[ie.ref]
+		if in == nil {
+			if in, err = w.fs.info(ie.ref); err != nil {
+				return fmt.Errorf("ntfs: %s: %w", p, err)
+			}
+			// Hard-linked records come back once per name; keep a
+			// bounded number of them parsed.
+			if in.nlink > 1 && !in.dir {
+				if len(w.links) >= maxLinkCache {
+					clear(w.links)
+				}
+				w.links[ie.ref] = in
+			}
 		}
 		if ie.seq != 0 && in.rec.seq != ie.seq {
 			return fmt.Errorf("ntfs: %s: index entry has sequence %d, record %d has %d (stale entry)", p, ie.seq, ie.ref, in.rec.seq)
@@ -949,10 +975,13 @@ func (fs *FS) Check(ctx context.Context) ([]string, error) {
 	if _, err := fs.r.ReadAt(boot, 0); err != nil {
 		return nil, fmt.Errorf("ntfs: read boot sector: %w", err)
 	}
-	if bo := fs.clusters * fs.clusterSize; bo+fs.bps <= fs.size {
-		// The backup boot sector is the last sector of the partition,
-		// after the sectors the boot sector counts.
-		if _, err := fs.r.ReadAt(backup, int64(le64(boot[40:]))*fs.bps); err == nil && string(boot) != string(backup) {
+	// The backup boot sector is the last sector of the partition, just
+	// after the sectors the boot sector counts.
+	if bo := int64(le64(boot[40:])) * fs.bps; bo > 0 && bo+fs.bps <= fs.size {
+		if _, err := fs.r.ReadAt(backup, bo); err != nil {
+			return nil, fmt.Errorf("ntfs: read backup boot sector: %w", err)
+		}
+		if string(boot) != string(backup) {
 			findings = append(findings, "backup boot sector differs from the boot sector")
 		}
 	}

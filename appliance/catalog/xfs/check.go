@@ -22,7 +22,15 @@ const (
 // context is an error.
 func (fs *FS) Check(ctx context.Context) ([]string, error) {
 	var findings []string
-	add := func(format string, a ...any) { findings = append(findings, fmt.Sprintf(format, a...)) }
+	const maxFindings = 1000
+	add := func(format string, a ...any) {
+		switch {
+		case len(findings) < maxFindings:
+			findings = append(findings, fmt.Sprintf(format, a...))
+		case len(findings) == maxFindings:
+			findings = append(findings, "more findings left out")
+		}
+	}
 	sb := fs.sb
 	sect := int(sb.sectSize)
 	// The primary was validated by Open; check it against the volume.
@@ -54,6 +62,10 @@ func (fs *FS) Check(ctx context.Context) ([]string, error) {
 			length = uint32(sb.dblocks - uint64(agno)*uint64(sb.agBlocks))
 		}
 		base := int64(agno) * int64(sb.agBlocks) << sb.blockLog
+		if base >= fs.size {
+			add("AG %d and later (%d AGs): beyond the end of the volume", agno, sb.agCount-agno)
+			break
+		}
 		if err := readFull(fs.r, buf, base); err != nil {
 			add("AG %d: cannot read headers: %v", agno, err)
 			continue
@@ -140,7 +152,6 @@ func (fs *FS) checkSecondary(b []byte) []string {
 	diff("sector size", s.sectSize, p.sectSize)
 	diff("inode size", s.inodeSize, p.inodeSize)
 	diff("version", s.versionNum, p.versionNum)
-	diff("root inode", s.rootIno, p.rootIno)
 	diff("directory block log", s.dirBlkLog, p.dirBlkLog)
 	diff("incompatible features", s.incompat, p.incompat)
 	if s.uuid != p.uuid {

@@ -43,9 +43,8 @@ func (fs *FS) shortformDir(in *inode) ([]dirent, error) {
 	b := in.fork[:in.size]
 	count, i8 := int(b[0]), b[1]
 	inoSize, pos := 4, 6
-	if i8 != 0 {
+	if i8 != 0 { // then every inode number takes 8 bytes
 		inoSize, pos = 8, 10
-		count = int(i8)
 	}
 	if pos > len(b) {
 		return nil, fmt.Errorf("directory inode %d: short form header truncated", in.ino)
@@ -99,7 +98,12 @@ func (fs *FS) blockDir(in *inode, fn func(d dirent) error) error {
 	}
 	bs := uint64(fs.sb.blockSize)
 	dblks := uint64(1) << fs.sb.dirBlkLog // fs blocks per directory block
-	limit := uint64(leafOffset) / bs
+	// The inode's size covers the data blocks only; the leaf and free
+	// index blocks live above leafOffset.
+	if in.size > leafOffset {
+		return fmt.Errorf("directory inode %d: size %d beyond the data section", in.ino, in.size)
+	}
+	limit := (in.size + bs - 1) / bs
 	perRun := max(uint64(dirReadRun)/uint64(fs.dirBlk), 1)
 	buf := make([]byte, perRun*uint64(fs.dirBlk))
 	var next uint64 // first directory block not yet read
@@ -175,6 +179,9 @@ func (fs *FS) dataBlock(in *inode, db uint64, b []byte, fn func(d dirent) error)
 			}
 			pos += l
 			continue
+		}
+		if pos+16 > end { // the smallest entry
+			return fmt.Errorf("directory inode %d: block %d: entry at %d truncated", in.ino, db, pos)
 		}
 		ino := be.Uint64(b[pos:])
 		n := int(b[pos+8])

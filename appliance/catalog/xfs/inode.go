@@ -199,7 +199,7 @@ func (fs *FS) extents(in *inode) ([]extent, error) {
 	}
 	var next uint64
 	for i, e := range exts {
-		if e.count == 0 || e.off < next || e.off+e.count < e.off {
+		if e.count == 0 || e.off < next || e.off+e.count > (1<<63-1)>>fs.sb.blockLog {
 			return nil, fmt.Errorf("inode %d: extent %d (file block %d, %d blocks) out of order", in.ino, i, e.off, e.count)
 		}
 		if _, err := fs.extentOffset(e.fsb, e.count); err != nil {

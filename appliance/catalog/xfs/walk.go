@@ -1,6 +1,7 @@
 package xfs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -144,11 +145,26 @@ func (fs *FS) symlink(in *inode) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bs := int(fs.sb.blockSize)
 	hdr := 0
 	if fs.crc {
-		hdr = 56
+		hdr = symlinkHeader
 	}
+	t, err := fs.remoteSymlink(in, exts, hdr)
+	if errors.Is(err, errNoSymlinkMagic) {
+		// mkfs.xfs 6.1 populating from a protofile writes v5 remote
+		// symlinks without their header; read the target raw then.
+		t, err = fs.remoteSymlink(in, exts, 0)
+	}
+	return t, err
+}
+
+const symlinkHeader = 56
+
+var errNoSymlinkMagic = errors.New("no symlink block magic")
+
+func (fs *FS) remoteSymlink(in *inode, exts []extent, hdr int) (string, error) {
+	n := int(in.size)
+	bs := int(fs.sb.blockSize)
 	nblk := (n + bs - hdr - 1) / (bs - hdr)
 	buf := make([]byte, nblk*bs)
 	if err := fs.readMapped(exts, buf, 0); err != nil {
@@ -158,8 +174,11 @@ func (fs *FS) symlink(in *inode) (string, error) {
 	for i := 0; i < nblk; i++ {
 		b := buf[i*bs : (i+1)*bs]
 		want := min(n-len(out), bs-hdr)
-		if fs.crc {
+		if hdr > 0 {
 			if string(b[:4]) != "XSLM" {
+				if i == 0 {
+					return "", errNoSymlinkMagic
+				}
 				return "", fmt.Errorf("symlink inode %d: block %d: bad magic %q", in.ino, i, b[:4])
 			}
 			if !crcOK(b[:hdr+want], 12) {
@@ -171,6 +190,9 @@ func (fs *FS) symlink(in *inode) (string, error) {
 			}
 		}
 		out = append(out, b[hdr:hdr+want]...)
+	}
+	if bytes.IndexByte(out, 0) >= 0 {
+		return "", fmt.Errorf("symlink inode %d: target holds a NUL byte", in.ino)
 	}
 	return string(out), nil
 }

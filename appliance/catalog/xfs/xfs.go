@@ -36,32 +36,32 @@ const (
 
 // superblock holds the fields of an XFS superblock that the reader uses.
 type superblock struct {
-	magic       [4]byte
-	blockSize   uint32
-	dblocks     uint64
-	rblocks     uint64
-	uuid        [16]byte
-	rootIno     uint64
-	agBlocks    uint32
-	agCount     uint32
-	versionNum  uint16
-	sectSize    uint16
-	inodeSize   uint16
-	inoPBlock   uint16
-	fname       [12]byte
-	blockLog    uint8
-	sectLog     uint8
-	inodeLog    uint8
-	inoPBLog    uint8
-	agBlkLog    uint8
-	dirBlkLog   uint8
-	features2   uint32
-	incompat    uint32
-	crc         uint32
-	metaUUID    [16]byte
-	inProgress  uint8
-	logStart    uint64
-	logBlocks   uint32
+	magic      [4]byte
+	blockSize  uint32
+	dblocks    uint64
+	rblocks    uint64
+	uuid       [16]byte
+	rootIno    uint64
+	agBlocks   uint32
+	agCount    uint32
+	versionNum uint16
+	sectSize   uint16
+	inodeSize  uint16
+	inoPBlock  uint16
+	fname      [12]byte
+	blockLog   uint8
+	sectLog    uint8
+	inodeLog   uint8
+	inoPBLog   uint8
+	agBlkLog   uint8
+	dirBlkLog  uint8
+	features2  uint32
+	incompat   uint32
+	crc        uint32
+	metaUUID   [16]byte
+	inProgress uint8
+	logStart   uint64
+	logBlocks  uint32
 }
 
 func parseSuperblock(b []byte) (*superblock, error) {

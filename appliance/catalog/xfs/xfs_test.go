@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -182,11 +181,13 @@ func TestTree(t *testing.T) {
 		name       string
 		args       []string
 		manyFormat string // data fork format of /usr/share/many
+		manyNode   bool   // /usr/share/many is a node directory (else leaf)
 	}{
-		{"v5", []string{"-L", "coffer-v5"}, "2"},
-		{"v5-1k-blocks", []string{"-b", "size=1024", "-L", "k1"}, "2"},
-		{"v5-16k-dirblocks", []string{"-n", "size=16384"}, "2"},
-		{"v4", []string{"-m", "crc=0", "-L", "old"}, "2"},
+		{"v5", []string{"-L", "coffer-v5"}, "2", false},
+		{"v5-1k-blocks", []string{"-b", "size=1024", "-L", "k1"}, "2", false},
+		{"v5-16k-dirblocks", []string{"-n", "size=16384"}, "2", false},
+		{"v4", []string{"-m", "crc=0", "-L", "old"}, "2", false},
+		{"v4-1k-blocks", []string{"-m", "crc=0", "-b", "size=1024"}, "2", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := mkfs(t, dir, 320<<20, tc.args...)
@@ -268,9 +269,24 @@ func TestTree(t *testing.T) {
 					}
 				}
 			}
-			// The long symlink is remote (stored in a block).
-			if in, err := fs.readInode(ents["/home/user/long-link"].Ref); err != nil || in.format != fmtExtents {
-				t.Errorf("long-link: format %v, %v; want a remote symlink", in, err)
+			// /usr/share/many is a leaf or node directory: blocks above
+			// the leaf offset, one leaf block or a node and its leaves.
+			if in, err := fs.readInode(ents["/usr/share/many"].Ref); err != nil {
+				t.Error(err)
+			} else if exts, err := fs.extents(in); err != nil {
+				t.Error(err)
+			} else {
+				lo, hi := uint64(leafOffset)>>fs.sb.blockLog, uint64(2*leafOffset)>>fs.sb.blockLog
+				var leafBlocks uint64
+				for _, e := range exts {
+					if e.off >= lo && e.off < hi {
+						leafBlocks += min(e.off+e.count, hi) - e.off
+					}
+				}
+				dirBlocks := leafBlocks >> fs.sb.dirBlkLog
+				if node := dirBlocks > 1; dirBlocks == 0 || node != tc.manyNode {
+					t.Errorf("/usr/share/many: %d directory blocks in the leaf range, want node form %v", dirBlocks, tc.manyNode)
+				}
 			}
 			if in, err := fs.readInode(ents["/etc/nginx/sites-enabled/default"].Ref); err != nil || in.format != fmtLocal {
 				t.Errorf("short link: %v; want an inline symlink", err)
@@ -362,17 +378,14 @@ func TestCorruption(t *testing.T) {
 		}
 	}
 	img := mkfs(t, dir, 300<<20)
-	orig, err := os.ReadFile(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clean, err := Open(bytes.NewReader(orig), int64(len(orig)))
+	r, size := fsystest.OpenImage(t, img)
+	clean, err := Open(r, size)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sb := clean.sb
-	agBytes := int(sb.agBlocks) << sb.blockLog
-	sect := int(sb.sectSize)
+	agBytes := int64(sb.agBlocks) << sb.blockLog
+	sect := int64(sb.sectSize)
 	rootOff, _ := clean.inodeOffset(sb.rootIno)
 	ents := walkAll(t, clean)
 	d01, _ := clean.inodeOffset(ents["/d01"].Ref)
@@ -380,23 +393,29 @@ func TestCorruption(t *testing.T) {
 	type result struct{ openErr, walkErr, finding string }
 	for _, tc := range []struct {
 		name   string
-		damage func(b []byte) []byte
+		damage func(p *patched)
 		want   result
 	}{
-		{"truncated to 64 KiB", func(b []byte) []byte { return b[:64<<10] }, result{walkErr: "beyond the end", finding: "truncated"}},
-		{"truncated to 1 MiB", func(b []byte) []byte { return b[:1<<20] }, result{finding: "truncated"}},
-		{"block size garbage", func(b []byte) []byte { b[4], b[7] = 0x7f, 0x13; return b }, result{openErr: "block size"}},
-		{"AG count zero", func(b []byte) []byte { copy(b[88:92], []byte{0, 0, 0, 0}); return b }, result{openErr: "geometry"}},
-		{"superblock CRC", func(b []byte) []byte { b[110] ^= 0xff; return b }, result{openErr: "CRC"}},
-		{"AGF magic in AG 1", func(b []byte) []byte { b[agBytes+sect] = 'Y'; return b }, result{finding: "AG 1: AGF: bad magic"}},
-		{"AGI CRC in AG 2", func(b []byte) []byte { b[2*agBytes+2*sect+20] ^= 1; return b }, result{finding: "AG 2: AGI: CRC mismatch"}},
-		{"secondary superblock in AG 3", func(b []byte) []byte { b[3*agBytes+8] ^= 1; return b }, result{finding: "AG 3: secondary superblock: data blocks"}},
-		{"root inode magic", func(b []byte) []byte { b[rootOff] = 'X'; return b }, result{walkErr: "walk /: inode"}},
-		{"directory inode CRC", func(b []byte) []byte { b[d01+200] ^= 0x55; return b }, result{walkErr: "/d01: inode"}},
+		{"truncated to 64 KiB", func(p *patched) { p.size = 64 << 10 }, result{walkErr: "beyond the end", finding: "truncated"}},
+		{"truncated to 1 MiB", func(p *patched) { p.size = 1 << 20 }, result{walkErr: "beyond the end", finding: "truncated"}},
+		{"block size garbage", func(p *patched) { p.set(4, 0x7f); p.set(7, 0x13) }, result{openErr: "block size"}},
+		{"AG count zero", func(p *patched) {
+			for i := int64(88); i < 92; i++ {
+				p.set(i, 0)
+			}
+		}, result{openErr: "geometry"}},
+		{"superblock CRC", func(p *patched) { p.flip(110, 0xff) }, result{openErr: "CRC"}},
+		{"AGF magic in AG 1", func(p *patched) { p.set(agBytes+sect, 'Y') }, result{finding: "AG 1: AGF: bad magic"}},
+		{"AGI CRC in AG 2", func(p *patched) { p.flip(2*agBytes+2*sect+20, 1) }, result{finding: "AG 2: AGI: CRC mismatch"}},
+		{"AGFL CRC in AG 0", func(p *patched) { p.flip(3*sect+40, 1) }, result{finding: "AG 0: AGFL: CRC mismatch"}},
+		{"secondary superblock in AG 3", func(p *patched) { p.flip(3*agBytes+8, 1) }, result{finding: "AG 3: secondary superblock: data blocks"}},
+		{"root inode magic", func(p *patched) { p.set(rootOff, 'X') }, result{walkErr: "walk /: inode"}},
+		{"directory inode CRC", func(p *patched) { p.flip(d01+200, 0x55) }, result{walkErr: "/d01: inode"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := tc.damage(bytes.Clone(orig))
-			fs, err := Open(bytes.NewReader(b), int64(len(b)))
+			p := &patched{r: r, size: size, bytes: map[int64]byte{}}
+			tc.damage(p)
+			fs, err := Open(p, p.size)
 			if tc.want.openErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.want.openErr) {
 					t.Fatalf("Open = %v, want error with %q", err, tc.want.openErr)
@@ -472,26 +491,42 @@ func TestWalkCancelAndSkip(t *testing.T) {
 	}
 }
 
-// TestWalkSpeed walks 50 000 small files.
+// TestWalkSpeed walks 50 000 small files. Creating 50 000 host files is
+// slow on a disk-backed temp dir, so the protofile names 100 small
+// source files, each for 500 entries: the image holds 50 000 inodes all
+// the same.
 func TestWalkSpeed(t *testing.T) {
-	dir := t.TempDir()
+	src := t.TempDir()
 	const nfiles, ndirs = 50000, 100
+	var b strings.Builder
+	b.WriteString("speed\n0 0\nd--755 0 0\n")
 	for d := 0; d < ndirs; d++ {
-		sub := filepath.Join(dir, fmt.Sprintf("dir-%03d", d))
-		if err := os.Mkdir(sub, 0o755); err != nil {
+		p := filepath.Join(src, fmt.Sprintf("src-%03d", d))
+		if err := os.WriteFile(p, []byte(strings.Repeat("x", d+1)), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		fmt.Fprintf(&b, " dir-%03d d--755 0 0\n", d)
 		for i := 0; i < nfiles/ndirs; i++ {
-			fd, err := syscall.Open(filepath.Join(sub, fmt.Sprintf("small-file-%05d.txt", i)), syscall.O_CREAT|syscall.O_WRONLY, 0o644)
-			if err != nil {
-				t.Fatal(err)
-			}
-			syscall.Write(fd, []byte("x"))
-			syscall.Close(fd)
+			fmt.Fprintf(&b, "  small-file-%05d.txt ---644 0 0 %s\n", i, p)
 		}
+		b.WriteString(" $\n")
+	}
+	b.WriteString("$\n")
+	proto := filepath.Join(src, "proto")
+	if err := os.WriteFile(proto, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(src, "speed.img")
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 1<<30); err != nil {
+		t.Fatal(err)
 	}
 	t0 := time.Now()
-	img := mkfs(t, dir, 400<<20)
+	if out, err := exec.Command("mkfs.xfs", "-q", "-f", "-p", proto, img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.xfs: %v\n%s", err, out)
+	}
 	t.Logf("mkfs.xfs of %d files: %v", nfiles, time.Since(t0))
 	r, size := fsystest.OpenImage(t, img)
 	cr := &countingReader{r: r}
