@@ -65,7 +65,7 @@ func TestApplianceDemo(t *testing.T) {
 	if url == "" || password == "" {
 		t.Fatalf("demo did not come up:\n%s\n%s", out.String(), stderr.String())
 	}
-	for _, want := range []string{"succeeded", "5 VMs, 5 protected, 0 unprotected", "powered-off", "application", "scsi0:0 incremental (0 B changed)"} {
+	for _, want := range []string{"succeeded", "5 VMs, 5 protected, 0 unprotected", "powered-off", "application", "scsi0:0 incremental (0 B changed)", "verified", `search "day2.log": 2 hits`, "the VM's disk was not restored"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
@@ -107,6 +107,37 @@ func TestApplianceDemo(t *testing.T) {
 	res.Body.Close()
 	if len(pts) == 0 || len(pts[0].Disks) == 0 {
 		t.Fatalf("points: %+v", pts)
+	}
+	// Single files over the API: search across points, the point's
+	// recoverability, a directory listing and a download.
+	api := func(path string) (int, []byte) {
+		req, _ := http.NewRequest("GET", url+"/api/v1"+path, nil)
+		req.Header.Set("Authorization", "Bearer "+lr.Token)
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, b
+	}
+	code, b := api("/files/search?q=day2.log")
+	var hits []struct{ Point, Volume, Path, Name string }
+	if err := json.Unmarshal(b, &hits); code != 200 || err != nil || len(hits) != 2 || hits[0].Path != "/day2.log" {
+		t.Fatalf("search over the API: %d %s", code, b)
+	}
+	if code, b := api("/points/" + hits[0].Point + "/files?path=/&volume=" + hits[0].Volume); code != 200 || !strings.Contains(string(b), `"/day2.log"`) {
+		t.Fatalf("listing over the API: %d %s", code, b)
+	}
+	code, b = api("/points/" + hits[0].Point + "/files/download?path=/day2.log&volume=" + hits[0].Volume)
+	if code != 200 || len(b) < 3<<20 || !strings.Contains(string(b[:200]), "request 0 served") {
+		t.Fatalf("download over the API: %d, %d bytes", code, len(b))
+	}
+	if code, b := api("/points"); code != 200 || !strings.Contains(string(b), `"recoverability":"verified"`) {
+		t.Fatalf("points lack the recoverability verdict: %s", b)
+	}
+	if code, _ := api("/points/" + hits[0].Point + "/files/download?path=/no/such&volume=" + hits[0].Volume); code != 404 {
+		t.Fatalf("download of a missing file: %d", code)
 	}
 	tmp := t.TempDir()
 	get := func(format, rangeHdr string) (int, string) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"coffer.dev/coffer/appliance/app"
 	"coffer.dev/coffer/appliance/catalog"
 	"coffer.dev/coffer/appliance/catalog/fsys"
 	"coffer.dev/coffer/store/point"
@@ -213,4 +214,29 @@ func (s *Server) fileVersions(c *gin.Context) {
 		vs = []catalog.Version{}
 	}
 	c.JSON(http.StatusOK, vs)
+}
+
+// putFilesBack puts a file or folder of a point into a running VM
+// (body: app.PutBackRequest).
+func (s *Server) putFilesBack(c *gin.Context) {
+	id, ok := pointParam(c)
+	if !ok {
+		return
+	}
+	var req app.PutBackRequest
+	if err := c.ShouldBindJSON(&req); err != nil {
+		fail(c, http.StatusBadRequest, "malformed request: %v", err)
+		return
+	}
+	req.Point = id
+	res, err := s.Backend.PutFilesBack(c.Request.Context(), req)
+	if err != nil {
+		code := http.StatusBadGateway
+		if errors.Is(err, catalog.ErrNoCatalog) {
+			code = http.StatusNotFound
+		}
+		c.AbortWithStatusJSON(code, gin.H{"error": err.Error(), "result": res})
+		return
+	}
+	c.JSON(http.StatusOK, res)
 }

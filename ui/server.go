@@ -16,6 +16,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"coffer.dev/coffer/appliance/app"
 	"coffer.dev/coffer/appliance/catalog"
 	"coffer.dev/coffer/appliance/jobs"
 	"coffer.dev/coffer/appliance/restore"
@@ -46,6 +47,7 @@ type Backend interface {
 	Catalogs() *catalog.Library
 	CatalogPoint(ctx context.Context, id point.ID) (*catalog.Catalog, error)
 	OpenPointFiles(ctx context.Context, id point.ID) (*catalog.PointFiles, *catalog.Catalog, error)
+	PutFilesBack(ctx context.Context, req app.PutBackRequest) (*restore.PutResult, error)
 }
 
 // Server is the appliance's HTTPS server.
@@ -199,6 +201,7 @@ func (s *Server) Handler() http.Handler {
 	a.POST("/points/:id/catalog", s.rebuildCatalog)
 	a.GET("/points/:id/files", s.listFiles)
 	a.GET("/points/:id/files/download", s.downloadFiles)
+	a.POST("/points/:id/files/put-back", s.putFilesBack)
 	a.GET("/files/search", s.searchFiles)
 	a.GET("/files/versions", s.fileVersions)
 	return r

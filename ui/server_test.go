@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"coffer.dev/coffer/appliance/app"
 	"coffer.dev/coffer/appliance/catalog"
 	"coffer.dev/coffer/appliance/jobs"
 	"coffer.dev/coffer/appliance/restore"
@@ -99,6 +100,10 @@ func (f *fakeBackend) OpenPointFiles(ctx context.Context, id point.ID) (*catalog
 	return nil, nil, fmt.Errorf("point %s: %w", id, catalog.ErrNoCatalog)
 }
 
+func (f *fakeBackend) PutFilesBack(ctx context.Context, req app.PutBackRequest) (*restore.PutResult, error) {
+	return nil, fmt.Errorf("point %s: %w", req.Point, catalog.ErrNoCatalog)
+}
+
 func startServer(t *testing.T) (*Server, *fakeBackend, *http.Client) {
 	t.Helper()
 	dir := t.TempDir()
@@ -154,7 +159,7 @@ func TestEveryRouteNeedsASession(t *testing.T) {
 		{"GET", "/api/v1/jobs"}, {"GET", "/api/v1/jobs/x"}, {"POST", "/api/v1/jobs/x/cancel"}, {"GET", "/api/v1/events"},
 		{"GET", "/api/v1/points"}, {"POST", "/api/v1/logout"},
 		{"GET", "/api/v1/points/x/catalog"}, {"POST", "/api/v1/points/x/catalog"}, {"GET", "/api/v1/points/x/files"},
-		{"GET", "/api/v1/points/x/files/download"}, {"GET", "/api/v1/files/search"}, {"GET", "/api/v1/files/versions"},
+		{"GET", "/api/v1/points/x/files/download"}, {"GET", "/api/v1/files/search"}, {"GET", "/api/v1/files/versions"}, {"POST", "/api/v1/points/x/files/put-back"},
 	} {
 		if code, body := do(t, c, rt.method, s.URL()+rt.path, "", ""); code != http.StatusUnauthorized {
 			t.Errorf("%s %s without a session: %d %s", rt.method, rt.path, code, body)

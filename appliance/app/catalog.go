@@ -2,10 +2,15 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
+
+	"github.com/vmware/govmomi/vim25/types"
 
 	"coffer.dev/coffer/appliance/catalog"
+	"coffer.dev/coffer/appliance/restore"
 	"coffer.dev/coffer/appliance/vsphere"
 	"coffer.dev/coffer/store/point"
 )
@@ -16,7 +21,12 @@ const CatalogDir = "catalog"
 
 // Catalogs is the library of file catalogs.
 func (a *App) Catalogs() *catalog.Library {
-	return &catalog.Library{Dir: filepath.Join(a.Dir, CatalogDir)}
+	return &catalog.Library{Dir: filepath.Join(a.Dir, CatalogDir), Live: a.pointExists}
+}
+
+func (a *App) pointExists(id point.ID) bool {
+	_, err := a.Store.Point(id)
+	return err == nil
 }
 
 // CatalogPoint builds (or rebuilds) the file catalog of point id with the
@@ -38,8 +48,14 @@ func (a *App) CatalogPointWith(ctx context.Context, id point.ID, o catalog.Optio
 	if err != nil {
 		return nil, fmt.Errorf("catalog point %s: %w", id, err)
 	}
-	if err := a.Catalogs().Save(c); err != nil {
+	lib := a.Catalogs()
+	if err := lib.Save(c); err != nil {
 		return nil, err
+	}
+	if n, err := lib.Prune(a.pointExists); err != nil {
+		a.Log.Warn("removing the catalogs of deleted points", "err", err)
+	} else if n > 0 {
+		a.Log.Info("catalogs of deleted points removed", "count", n)
 	}
 	a.Log.Info("point catalogued", "point", id, "entries", len(c.Entries), "verdict", c.Verdict,
 		"problems", len(c.Problems), "seconds", c.Duration)
@@ -91,4 +107,67 @@ func (s *Services) OpenPointFiles(ctx context.Context, id point.ID) (*catalog.Po
 		return nil, nil, err
 	}
 	return pf, c, nil
+}
+
+// PutBackRequest asks for a file or folder of a point to be put back into
+// a running VM through guest operations.
+type PutBackRequest struct {
+	Point  point.ID `json:"-"`
+	Volume string   `json:"volume"`
+	Path   string   `json:"path"`
+	// VM is the target VM's instance UUID.
+	VM string `json:"vm"`
+	// Dest is where in the guest ("" for the original path).
+	Dest             string `json:"dest"`
+	Overwrite        bool   `json:"overwrite"`
+	GuestCredentials string `json:"guest_credentials"`
+}
+
+// PutFilesBack puts a file or folder of a point into a running VM.
+func (s *Services) PutFilesBack(ctx context.Context, req PutBackRequest) (*restore.PutResult, error) {
+	if req.VM == "" || req.Path == "" || req.GuestCredentials == "" {
+		return nil, errors.New("vm, path and guest_credentials are required")
+	}
+	creds, err := s.app.GuestCredentials(req.GuestCredentials)
+	if err != nil {
+		return nil, err
+	}
+	if creds == nil {
+		return nil, fmt.Errorf("no guest credentials %q", req.GuestCredentials)
+	}
+	e, err := s.Engine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	inv, err := e.Client.Inventory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var vm *vsphere.VM
+	for i := range inv.VMs {
+		if strings.EqualFold(inv.VMs[i].InstanceUUID, req.VM) {
+			vm = &inv.VMs[i]
+		}
+	}
+	if vm == nil {
+		return nil, fmt.Errorf("no VM has the instance UUID %q", req.VM)
+	}
+	pf, c, err := s.OpenPointFiles(ctx, req.Point)
+	if err != nil {
+		return nil, err
+	}
+	defer pf.Close()
+	vol, err := c.ResolveVolume(req.Volume)
+	if err != nil {
+		return nil, err
+	}
+	ref := types.ManagedObjectReference{Type: "VirtualMachine", Value: vm.Ref}
+	windows := strings.HasPrefix(strings.ToLower(vm.GuestID), "win")
+	res, err := restore.PutFiles(ctx, &vsphere.GuestFiles{Client: e.Client}, ref, windows, *creds, pf, c, vol, req.Path, req.Dest,
+		restore.PutOptions{Overwrite: req.Overwrite})
+	if err != nil {
+		return &res, err
+	}
+	s.app.Log.Info("files put back into a VM", "point", req.Point, "path", req.Path, "vm", vm.Name, "files", res.Files, "bytes", res.Bytes)
+	return &res, nil
 }

@@ -23,7 +23,12 @@ func pointName(p *point.RecoveryPoint) string {
 }
 
 // Library is the directory of catalogs, one file per point.
-type Library struct{ Dir string }
+type Library struct {
+	Dir string
+	// Live, if set, hides the catalogs of points that no longer exist
+	// (deleted or pruned and not yet swept by Prune).
+	Live func(point.ID) bool
+}
 
 func (l *Library) path(id point.ID) string { return filepath.Join(l.Dir, string(id)+".cat") }
 
@@ -85,7 +90,7 @@ func (l *Library) Points() ([]point.ID, error) {
 	var ids []point.ID
 	for _, de := range des {
 		id := point.ID(strings.TrimSuffix(de.Name(), ".cat"))
-		if strings.HasSuffix(de.Name(), ".cat") && id.Valid() {
+		if strings.HasSuffix(de.Name(), ".cat") && id.Valid() && (l.Live == nil || l.Live(id)) {
 			ids = append(ids, id)
 		}
 	}
@@ -95,7 +100,8 @@ func (l *Library) Points() ([]point.ID, error) {
 
 // Prune removes the catalogs of points that no longer exist.
 func (l *Library) Prune(live func(point.ID) bool) (int, error) {
-	ids, err := l.Points()
+	all := Library{Dir: l.Dir}
+	ids, err := all.Points()
 	if err != nil {
 		return 0, err
 	}

@@ -11,9 +11,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/vmware/govmomi/vim25/types"
+
 	"coffer.dev/coffer/appliance/app"
 	"coffer.dev/coffer/appliance/catalog"
 	"coffer.dev/coffer/appliance/catalog/fsys"
+	"coffer.dev/coffer/appliance/restore"
+	"coffer.dev/coffer/appliance/vsphere"
 	"coffer.dev/coffer/store"
 	"coffer.dev/coffer/store/point"
 )
@@ -24,7 +28,9 @@ const filesUsage = "usage: coffer files catalog|search|ls|versions|restore [flag
 	"  ls --point ID|latest [--vm NAME] [--volume V] [DIR]   list a directory of a point\n" +
 	"  versions --vm NAME [--volume V] PATH         the versions of one file across points\n" +
 	"  restore --point ID|latest [--vm NAME] [--volume V] PATH --out FILE|- [--format tar|zip]\n" +
-	"                                               one file as it is, a folder as tar (default) or zip"
+	"                                               one file as it is, a folder as tar (default) or zip\n" +
+	"  restore --point ID|latest [--vm NAME] PATH --to-vm NAME|UUID --guest-credentials ID [--dest PATH] [--overwrite]\n" +
+	"                                               put a file or folder back into a running VM (guest operations)"
 
 func runFiles(ctx context.Context, env *Env, args []string) error {
 	subs := map[string]func(context.Context, *Env, []string) error{
@@ -322,12 +328,19 @@ func filesRestore(ctx context.Context, env *Env, args []string) error {
 	f := newFilesFlags(env, "restore")
 	out := f.fs.String("out", "", "output file, or - for standard output")
 	format := f.fs.String("format", "tar", "for a folder: tar or zip")
+	toVM := f.fs.String("to-vm", "", "put the file or folder back into this running VM (name or instance UUID) instead of --out")
+	dest := f.fs.String("dest", "", "with --to-vm: where in the guest (default: the original path)")
+	overwrite := f.fs.Bool("overwrite", false, "with --to-vm: replace files that exist in the guest")
+	guestCreds := f.fs.String("guest-credentials", "", "with --to-vm: ID of stored guest credentials")
 	rest, err := parseInterleaved(f.fs, args)
 	if err != nil {
 		return err
 	}
-	if len(rest) != 1 || *out == "" {
-		return usagef("files restore needs one PATH and --out FILE|-")
+	if len(rest) != 1 || (*out == "") == (*toVM == "") {
+		return usagef("files restore needs one PATH and either --out FILE|- or --to-vm VM")
+	}
+	if *toVM != "" {
+		return filesToGuest(ctx, env, f, rest[0], *toVM, *dest, *guestCreds, *overwrite)
 	}
 	if *format != "tar" && *format != "zip" {
 		return usagef("--format must be tar or zip")
@@ -419,4 +432,71 @@ func catalogPath(p string) string {
 		p = strings.TrimRight(p, "/")
 	}
 	return p
+}
+
+// filesToGuest puts a file or folder of a point back into a running VM.
+func filesToGuest(ctx context.Context, env *Env, f *filesFlags, src, toVM, dest, credID string, overwrite bool) error {
+	if credID == "" {
+		return usagef("--to-vm needs --guest-credentials ID (stored guest credentials)")
+	}
+	a, c, done, err := openVCenter(ctx, env, *f.state)
+	if err != nil {
+		return err
+	}
+	defer done()
+	srcName, err := source(a.Store, *f.vm)
+	if err != nil {
+		return err
+	}
+	cat, err := f.catalog(a, srcName)
+	if err != nil {
+		return err
+	}
+	vol, err := cat.ResolveVolume(*f.volume)
+	if err != nil {
+		return err
+	}
+	vm, err := findVM(ctx, c, toVM)
+	if err != nil {
+		return err
+	}
+	creds, err := a.GuestCredentials(credID)
+	if err != nil {
+		return err
+	}
+	if creds == nil {
+		return fmt.Errorf("no guest credentials %q", credID)
+	}
+	p, err := a.Store.Point(cat.Point)
+	if err != nil {
+		return err
+	}
+	pf, err := catalog.OpenPoint(ctx, a.Store, p, catalog.DefaultReaders())
+	if err != nil {
+		return err
+	}
+	defer pf.Close()
+	ref := types.ManagedObjectReference{Type: "VirtualMachine", Value: vm.Ref}
+	windows := strings.HasPrefix(strings.ToLower(vm.GuestID), "win")
+	res, err := restore.PutFiles(ctx, &vsphere.GuestFiles{Client: c}, ref, windows, *creds, pf, cat, vol, catalogPath(src), dest,
+		restore.PutOptions{Overwrite: overwrite})
+	if *f.asJSON {
+		if perr := printJSON(env.Stdout, res); perr != nil {
+			return perr
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	to := dest
+	if to == "" {
+		to = catalogPath(src)
+	}
+	fmt.Fprintf(env.Stdout, "put %s of point %s into %s at %s: %d files (%s), %d directories, %d skipped\n",
+		catalogPath(src), cat.Point, vm.Name, to, res.Files, human(res.Bytes), res.Dirs, res.Skipped)
+	for _, n := range res.Notes {
+		fmt.Fprintln(env.Stdout, "  note:", n)
+	}
+	return nil
 }

@@ -71,7 +71,13 @@ func (s *Sim) handle(ctx *simulator.Context, m *simulator.Method) (mo.Reference,
 		}
 	}
 	if m.This.Type == "GuestFileManager" {
-		return nil, s.guestFileFault(ctx, m)
+		if !guestFileMethods[m.Name] || ctx.Map.Get(m.This) == nil {
+			return nil, s.guestFileFault(ctx, m)
+		}
+		g := &guestFileHandler{sim: s}
+		g.Self = m.This
+		m.This.Value = interceptPrefix + m.This.Value
+		return g, nil
 	}
 	if !intercepted[m.This.Type][m.Name] {
 		return nil, nil

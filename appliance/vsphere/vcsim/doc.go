@@ -31,6 +31,25 @@
 //     (InvalidGuestLogin), record every command ([Sim.GuestCommands]) and end with
 //     scripted exit codes and durations ([Sim.SetGuestResult], [Sim.SetGuestDuration]).
 //     VMware Tools are reported running on powered-on VMs with a guest OS id.
+//   - A guest file system double (guestfs.go): an in-memory file system per VM, capped
+//     at Options.GuestFSLimit file bytes (DefaultGuestFSLimit, 1 GiB; beyond it
+//     NoDiskSpace), answering MakeDirectoryInGuest (FileAlreadyExists for an existing
+//     directory, as VMware Tools do, also with createParentDirectories),
+//     InitiateFileTransferToGuest (POSIX or Windows attributes per guest family;
+//     FileAlreadyExists when overwrite is false), InitiateFileTransferFromGuest,
+//     ListFilesInGuest (sorted, no "." and "..", matchPattern as a regular expression,
+//     index/maxResults paging; a file lists itself) and DeleteFileInGuest, after the
+//     same power, tools and credential checks as the process calls. Transfers use
+//     one-time URLs https://*:PORT/guestFile/TOKEN on the simulator's server (PUT with
+//     exactly the announced Content-Length, or GET), host "*" as ESXi answers; clients
+//     put in the host they connected to. (In vCenter mode govmomi's
+//     FileManager.TransferURL also pins the simulated ESXi host's thumbprint for that
+//     address, which breaks a thumbprint-pinned session: replace "*" yourself.) Linux
+//     guests take "/" paths; guests whose guest OS id starts with "win" take
+//     `C:\...` paths, either separator, drive letters case-insensitive, names
+//     otherwise case-sensitive. Tests read the result with [Sim.GuestFile],
+//     [Sim.GuestFileStat] and [Sim.GuestFiles] and seed files with
+//     [Sim.WriteGuestFile].
 //   - Fault injection: quiesce failures ([Sim.FailQuiesce]), failures of the next calls
 //     of any method ([Sim.FailNext]), session expiry ([Sim.ExpireSessions]), datastore
 //     reads cut mid-body ([Sim.DropReads]) and a count of datastore reads
@@ -60,9 +79,10 @@
 //   - "*" reports the non-zero blocks of every disk, thin or thick, in hashing mode and
 //     the allocated blocks with Options.TrackWrites; ESXi may report the whole of a
 //     thick disk on VMFS.
-//   - Memory snapshots, consolidation (runtime.consolidationNeeded), VDDK/NBD transports,
-//     ExportVm and the guest file system (GuestFileManager calls fail with NotSupported
-//     after the credential check) are not simulated.
+//   - Memory snapshots, consolidation (runtime.consolidationNeeded), VDDK/NBD transports
+//     and ExportVm are not simulated. Of the GuestFileManager, temporary files, moves,
+//     attribute changes and directory removal fail with NotSupported after the
+//     credential check; guest files are not kept across Close and not tied to disks.
 //   - Physical-mode RDMs and independent disks are never tracked (as on ESXi). The
 //     simulator cannot lay out RDM disks; the methods that would make it try run with
 //     flat stand-ins (rdm.go), except CloneVM_Task and RelocateVM_Task.

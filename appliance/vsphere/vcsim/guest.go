@@ -43,6 +43,7 @@ type guestState struct {
 	rules      []guestRule
 	procs      []*guestProc
 	nextPID    int64
+	fs         *guestFS // made on first use (guestfs.go)
 }
 
 func (s *Sim) guestLocked(vm string) *guestState {
@@ -280,10 +281,10 @@ func (h *guestHandler) TerminateProcessInGuest(ctx *simulator.Context, req *type
 	return body
 }
 
-// guestFileFault answers every GuestFileManager method (file transfers, temporary
-// files, directory listings...): the double has no guest file system, so after the
-// same checks as for processes (VM powered on, tools running, credentials) the call
-// fails with NotSupported. (Without Docker the simulator's own implementations skip
+// guestFileFault answers the GuestFileManager methods that the guest file system
+// double (guestfs.go) does not simulate (temporary files, moves, attribute changes,
+// directory removal): after the same checks as for processes (VM powered on, tools
+// running, credentials) the call fails with NotSupported. (Without Docker the simulator's own implementations skip
 // the credential check and pretend to succeed.)
 func (s *Sim) guestFileFault(ctx *simulator.Context, m *simulator.Method) types.BaseMethodFault {
 	vm := s.targetVM(ctx, m)

@@ -91,6 +91,9 @@ type Options struct {
 	// mode. False (the default): every snapshot hashes the disks, and tests may change
 	// flat files by any means between backups.
 	TrackWrites bool
+	// GuestFSLimit caps the file bytes each VM's simulated guest file system holds
+	// (uploads beyond it fail with NoDiskSpace). Zero means DefaultGuestFSLimit.
+	GuestFSLimit int64
 	// Logger gets the simulator's warnings. Nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -117,16 +120,17 @@ type Sim struct {
 	// wholly before or after a snapshot. Taken after a VM lock, before mu.
 	io sync.RWMutex
 
-	mu       sync.Mutex
-	index    map[string]types.ManagedObjectReference // uuid or moref value -> VM
-	cbt      map[string]*vmCBT                       // VM moref value -> CBT state
-	guests   map[string]*guestState                  // VM moref value -> guest state
-	rules    []*failRule
-	quiesce  map[string]int // VM moref value -> pending quiesce failures
-	pageMax  int64
-	pageArea int
-	drops    int
-	dropAt   int64
+	mu        sync.Mutex
+	index     map[string]types.ManagedObjectReference // uuid or moref value -> VM
+	cbt       map[string]*vmCBT                       // VM moref value -> CBT state
+	guests    map[string]*guestState                  // VM moref value -> guest state
+	transfers map[string]*guestTransfer               // guest file transfer token -> transfer
+	rules     []*failRule
+	quiesce   map[string]int // VM moref value -> pending quiesce failures
+	pageMax   int64
+	pageArea  int
+	drops     int
+	dropAt    int64
 
 	reads atomic.Int64
 }
@@ -167,15 +171,16 @@ func start(ctx context.Context, o Options) (_ *Sim, err error) {
 	}
 
 	s := &Sim{
-		opts:     o,
-		dsDirs:   make(map[string]string),
-		index:    make(map[string]types.ManagedObjectReference),
-		cbt:      make(map[string]*vmCBT),
-		guests:   make(map[string]*guestState),
-		quiesce:  make(map[string]int),
-		pageMax:  o.MaxChangedBytes,
-		pageArea: o.MaxAreas,
-		log:      o.Logger,
+		opts:      o,
+		dsDirs:    make(map[string]string),
+		index:     make(map[string]types.ManagedObjectReference),
+		cbt:       make(map[string]*vmCBT),
+		guests:    make(map[string]*guestState),
+		transfers: make(map[string]*guestTransfer),
+		quiesce:   make(map[string]int),
+		pageMax:   o.MaxChangedBytes,
+		pageArea:  o.MaxAreas,
+		log:       o.Logger,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -230,6 +235,10 @@ func start(ctx context.Context, o Options) (_ *Sim, err error) {
 	// More specific than the simulator's "/folder/" pattern: reads go through
 	// serveFolder, uploads (PUT/POST) straight to the simulator.
 	svc.ServeMux.HandleFunc("GET /folder/", s.serveFolder)
+	// Guest file transfers (guestfs.go): one-time URLs from InitiateFileTransfer*, in
+	// place of the simulator's own /guestFile/ handler (which needs Docker).
+	svc.ServeMux.HandleFunc("PUT /guestFile/", s.serveGuestFile)
+	svc.ServeMux.HandleFunc("GET /guestFile/", s.serveGuestFile)
 
 	if s.inproc, err = vim25.NewClient(ctx, svc); err != nil {
 		return nil, err
