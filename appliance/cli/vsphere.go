@@ -40,12 +40,13 @@ func runSetup(ctx context.Context, env *Env, args []string) error {
 
 func runVSphere(ctx context.Context, env *Env, args []string) error {
 	subs := map[string]func(context.Context, *Env, []string) error{
-		"probe": vsProbe, "add": vsAdd, "inventory": vsInventory, "backup": vsBackup, "sweep": vsSweep, "restore": vsRestore,
+		"probe": vsProbe, "add": vsAdd, "guest-credentials": vsGuestCredentials, "inventory": vsInventory, "backup": vsBackup, "sweep": vsSweep, "restore": vsRestore,
 	}
 	if len(args) == 0 || subs[args[0]] == nil {
 		return usagef("usage: coffer vsphere probe|add|inventory|backup|restore|sweep [flags]\n" +
 			"  probe URL              show the server's certificate and thumbprint\n" +
 			"  add --url U --user N   trust the certificate (--thumbprint), test the login, store it (password from --password-file or stdin)\n" +
+			"  guest-credentials --id ID --user N   store guest OS credentials for hooks and file put-back (password from --password-file or stdin)\n" +
 			"  inventory [--json]     list datacenters, hosts, datastores and VMs\n" +
 			"  backup --vm NAME|UUID  back up one VM now\n" +
 			"  restore --point ID --name NEW [--isolated] [--datastore DS] [--host H] [--disk scsi0:1 ...]\n" +
@@ -120,6 +121,35 @@ func vsAdd(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "logged in to %s as %s; settings saved, password encrypted\n", pu.Hostname(), *user)
+	return nil
+}
+
+func vsGuestCredentials(ctx context.Context, env *Env, args []string) error {
+	fs := flag.NewFlagSet("vsphere guest-credentials", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	state := stateFlag(fs)
+	id := fs.String("id", "", "name of the credentials (policies and restores refer to it)")
+	user := fs.String("user", "", "guest OS user name")
+	pwFile := fs.String("password-file", "", "file holding the password (default: read one line from stdin)")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	if *id == "" || *user == "" {
+		return usagef("vsphere guest-credentials needs --id and --user")
+	}
+	pw, err := readPassword(*pwFile)
+	if err != nil {
+		return err
+	}
+	a, err := app.Open(ctx, *state, env.Log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.SetGuestCredentials(*id, vsphere.GuestCredentials{Username: *user, Password: pw}); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "guest credentials %q for %s saved, password encrypted\n", *id, *user)
 	return nil
 }
 

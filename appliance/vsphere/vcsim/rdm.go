@@ -200,6 +200,10 @@ func (h *vmHandler) DestroyTask(ctx *simulator.Context, req *types.Destroy_Task)
 		return &methods.Destroy_TaskBody{Res: &types.Destroy_TaskResponse{Returnval: ref}}
 	}
 	needed := hasRDM(h.Config.Hardware.Device) // the dispatcher holds the VM lock
+	// Let uploads still in flight (a client that gave up on one) finish.
+	h.sim.uploads.Lock()
+	//lint:ignore SA2001 a barrier, not a critical section
+	h.sim.uploads.Unlock()
 	ref, fault := rdmSafeTask(ctx, h.VirtualMachine, "Destroy_Task", nil, needed, func() soap.HasFault {
 		return h.VirtualMachine.DestroyTask(ctx, req)
 	})

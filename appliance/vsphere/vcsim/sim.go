@@ -102,6 +102,12 @@ type Options struct {
 // Methods that take a vmUUID accept the VM's instance UUID (config.instanceUuid), its
 // BIOS UUID (config.uuid) or its managed object id ("vm-42").
 type Sim struct {
+	// uploads is held shared by every datastore upload in flight and
+	// taken exclusively by DestroyTask before it unregisters a VM: the
+	// simulator's upload handler reads datastore state without its own
+	// locks, so a VM destroyed while a cut-off upload is still being
+	// drained would race with it.
+	uploads sync.RWMutex
 	opts    Options
 	model   *simulator.Model
 	reg     *simulator.Registry
@@ -235,6 +241,13 @@ func start(ctx context.Context, o Options) (_ *Sim, err error) {
 	// More specific than the simulator's "/folder/" pattern: reads go through
 	// serveFolder, uploads (PUT/POST) straight to the simulator.
 	svc.ServeMux.HandleFunc("GET /folder/", s.serveFolder)
+	upload := func(w http.ResponseWriter, r *http.Request) {
+		s.uploads.RLock()
+		defer s.uploads.RUnlock()
+		svc.ServeDatastore(w, r)
+	}
+	svc.ServeMux.HandleFunc("PUT /folder/", upload)
+	svc.ServeMux.HandleFunc("POST /folder/", upload)
 	// Guest file transfers (guestfs.go): one-time URLs from InitiateFileTransfer*, in
 	// place of the simulator's own /guestFile/ handler (which needs Docker).
 	svc.ServeMux.HandleFunc("PUT /guestFile/", s.serveGuestFile)
