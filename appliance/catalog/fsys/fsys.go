@@ -72,6 +72,8 @@ type Entry struct {
 type WalkFunc func(e *Entry) error
 
 // SkipDir is returned by a WalkFunc to skip a directory's contents.
+//
+//lint:ignore ST1012 named like io/fs.SkipDir, which it mirrors
 var SkipDir = errors.New("skip this directory")
 
 // File is the content of one regular file. Holes and unwritten extents
