@@ -94,15 +94,21 @@ func (s *Services) CatalogPoint(ctx context.Context, id point.ID) (*catalog.Cata
 // OpenPointFiles opens the filesystems of point id for single-file
 // restore, with its catalog.
 func (s *Services) OpenPointFiles(ctx context.Context, id point.ID) (*catalog.PointFiles, *catalog.Catalog, error) {
-	c, err := s.app.Catalogs().Load(id)
+	return s.app.OpenPointFiles(ctx, id)
+}
+
+// OpenPointFiles opens the filesystems of point id for single-file
+// restore, with its catalog.
+func (a *App) OpenPointFiles(ctx context.Context, id point.ID) (*catalog.PointFiles, *catalog.Catalog, error) {
+	c, err := a.Catalogs().Load(id)
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := s.app.Store.Point(id)
+	p, err := a.Store.Point(id)
 	if err != nil {
 		return nil, nil, err
 	}
-	pf, err := catalog.OpenPoint(ctx, s.app.Store, p, catalog.DefaultReaders())
+	pf, err := catalog.OpenPoint(ctx, a.Store, p, catalog.DefaultReaders())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -115,7 +121,7 @@ type PutBackRequest struct {
 	Point  point.ID `json:"-"`
 	Volume string   `json:"volume"`
 	Path   string   `json:"path"`
-	// VM is the target VM's instance UUID.
+	// VM is the target VM's instance UUID (or its name, when unique).
 	VM string `json:"vm"`
 	// Dest is where in the guest ("" for the original path).
 	Dest             string `json:"dest"`
@@ -125,49 +131,59 @@ type PutBackRequest struct {
 
 // PutFilesBack puts a file or folder of a point into a running VM.
 func (s *Services) PutFilesBack(ctx context.Context, req PutBackRequest) (*restore.PutResult, error) {
+	e, err := s.Engine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.app.PutFilesBack(ctx, e.Client, req)
+}
+
+// PutFilesBack puts a file or folder of a point into a running VM of the
+// vCenter c is logged in to (req.VM: instance UUID or name).
+func (a *App) PutFilesBack(ctx context.Context, c *vsphere.Client, req PutBackRequest) (*restore.PutResult, error) {
 	if req.VM == "" || req.Path == "" || req.GuestCredentials == "" {
 		return nil, errors.New("vm, path and guest_credentials are required")
 	}
-	creds, err := s.app.GuestCredentials(req.GuestCredentials)
+	creds, err := a.GuestCredentials(req.GuestCredentials)
 	if err != nil {
 		return nil, err
 	}
 	if creds == nil {
 		return nil, fmt.Errorf("no guest credentials %q", req.GuestCredentials)
 	}
-	e, err := s.Engine(ctx)
+	inv, err := c.Inventory(ctx)
 	if err != nil {
 		return nil, err
 	}
-	inv, err := e.Client.Inventory(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var vm *vsphere.VM
-	for i := range inv.VMs {
-		if strings.EqualFold(inv.VMs[i].InstanceUUID, req.VM) {
-			vm = &inv.VMs[i]
+	var match []vsphere.VM
+	for _, vm := range inv.VMs {
+		if strings.EqualFold(vm.InstanceUUID, req.VM) || vm.Name == req.VM {
+			match = append(match, vm)
 		}
 	}
-	if vm == nil {
-		return nil, fmt.Errorf("no VM has the instance UUID %q", req.VM)
+	switch {
+	case len(match) == 0:
+		return nil, fmt.Errorf("no VM is named %q or has that instance UUID", req.VM)
+	case len(match) > 1:
+		return nil, fmt.Errorf("%d VMs are named %q: give the instance UUID", len(match), req.VM)
 	}
-	pf, c, err := s.OpenPointFiles(ctx, req.Point)
+	vm := match[0]
+	pf, cat, err := a.OpenPointFiles(ctx, req.Point)
 	if err != nil {
 		return nil, err
 	}
 	defer pf.Close()
-	vol, err := c.ResolveVolume(req.Volume)
+	vol, err := cat.ResolveVolume(req.Volume)
 	if err != nil {
 		return nil, err
 	}
 	ref := types.ManagedObjectReference{Type: "VirtualMachine", Value: vm.Ref}
 	windows := strings.HasPrefix(strings.ToLower(vm.GuestID), "win")
-	res, err := restore.PutFiles(ctx, &vsphere.GuestFiles{Client: e.Client}, ref, windows, *creds, pf, c, vol, req.Path, req.Dest,
+	res, err := restore.PutFiles(ctx, &vsphere.GuestFiles{Client: c}, ref, windows, *creds, pf, cat, vol, req.Path, req.Dest,
 		restore.PutOptions{Overwrite: req.Overwrite})
 	if err != nil {
 		return &res, err
 	}
-	s.app.Log.Info("files put back into a VM", "point", req.Point, "path", req.Path, "vm", vm.Name, "files", res.Files, "bytes", res.Bytes)
+	a.Log.Info("files put back into a VM", "point", req.Point, "path", req.Path, "vm", vm.Name, "files", res.Files, "bytes", res.Bytes)
 	return &res, nil
 }

@@ -182,7 +182,7 @@ func (pf *PointFiles) copyFile(ctx context.Context, w io.Writer, c *Catalog, e *
 	if err != nil {
 		return 0, err
 	}
-	n, err := io.CopyBuffer(w, &ctxReader{ctx: ctx, r: io.NewSectionReader(f, 0, e.Size)}, make([]byte, 1<<20))
+	n, err := io.CopyBuffer(w, ContextReader(ctx, io.NewSectionReader(f, 0, e.Size)), make([]byte, 1<<20))
 	if err == nil && n != e.Size {
 		err = fmt.Errorf("%s: read %d of %d bytes", e.Path, n, e.Size)
 	}
@@ -191,6 +191,10 @@ func (pf *PointFiles) copyFile(ctx context.Context, w io.Writer, c *Catalog, e *
 	}
 	return n, nil
 }
+
+// ContextReader returns r that stops reading once ctx is done: for
+// streams of file contents that would otherwise run to their end.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return &ctxReader{ctx: ctx, r: r} }
 
 type ctxReader struct {
 	ctx context.Context

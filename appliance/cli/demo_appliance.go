@@ -340,23 +340,15 @@ func demoFiles(ctx context.Context, env *Env, a *app.App, dir string) error {
 		return fmt.Errorf("demo: the catalog search found no day-2 log")
 	}
 	h := hits[0]
-	c, err := a.Catalogs().Load(h.Point)
-	if err != nil {
-		return err
-	}
-	e, ok := c.Find(h.Volume, h.Path)
-	if !ok {
-		return fmt.Errorf("demo: %s vanished from the catalog", h.Path)
-	}
-	p, err := a.Store.Point(h.Point)
-	if err != nil {
-		return err
-	}
-	pf, err := catalog.OpenPoint(ctx, a.Store, p, catalog.DefaultReaders())
+	pf, c, err := a.OpenPointFiles(ctx, h.Point)
 	if err != nil {
 		return err
 	}
 	defer pf.Close()
+	e, ok := c.Find(h.Volume, h.Path)
+	if !ok {
+		return fmt.Errorf("demo: %s vanished from the catalog", h.Path)
+	}
 	f, err := pf.Open(c, e)
 	if err != nil {
 		return err

@@ -11,13 +11,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/vmware/govmomi/vim25/types"
-
 	"coffer.dev/coffer/appliance/app"
 	"coffer.dev/coffer/appliance/catalog"
 	"coffer.dev/coffer/appliance/catalog/fsys"
-	"coffer.dev/coffer/appliance/restore"
-	"coffer.dev/coffer/appliance/vsphere"
 	"coffer.dev/coffer/store"
 	"coffer.dev/coffer/store/point"
 )
@@ -362,11 +358,7 @@ func filesRestore(ctx context.Context, env *Env, args []string) error {
 	if !ok {
 		return fmt.Errorf("%s is not in the catalog of point %s (volume %s)", rest[0], c.Point, vol)
 	}
-	p, err := a.Store.Point(c.Point)
-	if err != nil {
-		return err
-	}
-	pf, err := catalog.OpenPoint(ctx, a.Store, p, catalog.DefaultReaders())
+	pf, _, err := a.OpenPointFiles(ctx, c.Point)
 	if err != nil {
 		return err
 	}
@@ -452,35 +444,9 @@ func filesToGuest(ctx context.Context, env *Env, f *filesFlags, src, toVM, dest,
 	if err != nil {
 		return err
 	}
-	vol, err := cat.ResolveVolume(*f.volume)
-	if err != nil {
-		return err
-	}
-	vm, err := findVM(ctx, c, toVM)
-	if err != nil {
-		return err
-	}
-	creds, err := a.GuestCredentials(credID)
-	if err != nil {
-		return err
-	}
-	if creds == nil {
-		return fmt.Errorf("no guest credentials %q", credID)
-	}
-	p, err := a.Store.Point(cat.Point)
-	if err != nil {
-		return err
-	}
-	pf, err := catalog.OpenPoint(ctx, a.Store, p, catalog.DefaultReaders())
-	if err != nil {
-		return err
-	}
-	defer pf.Close()
-	ref := types.ManagedObjectReference{Type: "VirtualMachine", Value: vm.Ref}
-	windows := strings.HasPrefix(strings.ToLower(vm.GuestID), "win")
-	res, err := restore.PutFiles(ctx, &vsphere.GuestFiles{Client: c}, ref, windows, *creds, pf, cat, vol, catalogPath(src), dest,
-		restore.PutOptions{Overwrite: overwrite})
-	if *f.asJSON {
+	res, err := a.PutFilesBack(ctx, c, app.PutBackRequest{Point: cat.Point, Volume: *f.volume, Path: catalogPath(src),
+		VM: toVM, Dest: dest, Overwrite: overwrite, GuestCredentials: credID})
+	if *f.asJSON && res != nil {
 		if perr := printJSON(env.Stdout, res); perr != nil {
 			return perr
 		}
@@ -494,7 +460,7 @@ func filesToGuest(ctx context.Context, env *Env, f *filesFlags, src, toVM, dest,
 		to = catalogPath(src)
 	}
 	fmt.Fprintf(env.Stdout, "put %s of point %s into %s at %s: %d files (%s), %d directories, %d skipped\n",
-		catalogPath(src), cat.Point, vm.Name, to, res.Files, human(res.Bytes), res.Dirs, res.Skipped)
+		catalogPath(src), cat.Point, toVM, to, res.Files, human(res.Bytes), res.Dirs, res.Skipped)
 	for _, n := range res.Notes {
 		fmt.Fprintln(env.Stdout, "  note:", n)
 	}

@@ -144,7 +144,7 @@ func putFile(ctx context.Context, gf *vsphere.GuestFiles, vm types.ManagedObject
 	if err != nil {
 		return 0, fmt.Errorf("put %s into the guest: %w", e.Path, err)
 	}
-	cr := &countReader{r: &ctxReader{ctx: ctx, r: io.NewSectionReader(f, 0, e.Size)}}
+	cr := &countReader{r: catalog.ContextReader(ctx, io.NewSectionReader(f, 0, e.Size))}
 	attrs := vsphere.GuestFileAttrs{Mode: e.Mode & 0o7777, UID: e.UID, GID: e.GID, MTime: e.MTime}
 	if err := gf.Upload(ctx, vm, creds, p, cr, e.Size, attrs, overwrite); err != nil {
 		if errors.Is(err, vsphere.ErrGuestFileExists) {
@@ -153,19 +153,6 @@ func putFile(ctx context.Context, gf *vsphere.GuestFiles, vm types.ManagedObject
 		return cr.n, fmt.Errorf("put %s at %s: %w", e.Path, p, err)
 	}
 	return cr.n, nil
-}
-
-// ctxReader stops reading once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r *ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
 }
 
 // checkConflicts looks for files in the guest that the put would

@@ -168,23 +168,13 @@ func smallImageKB(t testing.TB, sizeKB int) []byte {
 	return b
 }
 
-func walkAll(fs *FS) (map[string]*fsys.Entry, error) {
-	m := map[string]*fsys.Entry{}
-	err := fs.Walk(context.Background(), func(e *fsys.Entry) error {
-		c := *e
-		m[e.Path] = &c
-		return nil
-	})
-	return m, err
-}
-
 func TestSmallImage(t *testing.T) {
 	b := smallImage(t)
 	fs, err := Open(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := walkAll(fs)
+	m, err := fsystest.WalkAll(fs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +227,7 @@ func TestCorruption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := walkAll(fs0)
+	m, err := fsystest.WalkAll(fs0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +317,7 @@ func TestCorruption(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = walkAll(fs)
+			_, err = fsystest.WalkAll(fs)
 			if tc.walkErr != (err != nil) {
 				t.Fatalf("walk error %v, want error %v", err, tc.walkErr)
 			}

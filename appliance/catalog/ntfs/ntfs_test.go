@@ -232,16 +232,6 @@ func smallImage(t testing.TB, sizeMB int64) []byte {
 	return b
 }
 
-func walkAll(fs *FS) (map[string]*fsys.Entry, error) {
-	m := map[string]*fsys.Entry{}
-	err := fs.Walk(context.Background(), func(e *fsys.Entry) error {
-		c := *e
-		m[e.Path] = &c
-		return nil
-	})
-	return m, err
-}
-
 func TestNotRecognized(t *testing.T) {
 	fat := make([]byte, 4096)
 	fat[0], fat[1], fat[2] = 0xEB, 0x3C, 0x90
@@ -269,7 +259,7 @@ func TestCorruption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := walkAll(fs0)
+	m, err := fsystest.WalkAll(fs0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +349,7 @@ func TestCorruption(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = walkAll(fs)
+			_, err = fsystest.WalkAll(fs)
 			if (tc.walkErr != "") != (err != nil) || (err != nil && !strings.Contains(err.Error(), tc.walkErr)) {
 				t.Fatalf("walk error %v, want %q", err, tc.walkErr)
 			}

@@ -365,21 +365,12 @@ func setTime(n *guestNode, t *time.Time) {
 // size and attributes.
 func (h *guestFileHandler) InitiateFileTransferFromGuest(ctx *simulator.Context, req *types.InitiateFileTransferFromGuest) soap.HasFault {
 	body := new(methods.InitiateFileTransferFromGuestBody)
-	fs, p, unlock, fault := h.begin(ctx, req.Vm, req.Auth, req.GuestFilePath, "guestFilePath")
+	fs, p, n, unlock, fault := h.beginFile(ctx, req.Vm, req.Auth, req.GuestFilePath, "guestFilePath")
 	if fault != nil {
 		body.Fault_ = simulator.Fault("", fault)
 		return body
 	}
 	defer unlock()
-	n, ok := fs.get(p)
-	switch {
-	case !ok:
-		body.Fault_ = simulator.Fault("", &types.FileNotFound{FileFault: types.FileFault{File: p}})
-		return body
-	case n.dir:
-		body.Fault_ = simulator.Fault("", &types.NotAFile{FileFault: types.FileFault{File: p}})
-		return body
-	}
 	s := h.sim
 	s.pruneTransfersLocked(time.Now())
 	token := s.newTransferLocked(&guestTransfer{vm: req.Vm.Value, path: p, size: int64(len(n.data))})
@@ -467,25 +458,36 @@ func (h *guestFileHandler) ListFilesInGuest(ctx *simulator.Context, req *types.L
 // DeleteFileInGuest removes a file (not a directory: NotAFile).
 func (h *guestFileHandler) DeleteFileInGuest(ctx *simulator.Context, req *types.DeleteFileInGuest) soap.HasFault {
 	body := new(methods.DeleteFileInGuestBody)
-	fs, p, unlock, fault := h.begin(ctx, req.Vm, req.Auth, req.FilePath, "filePath")
+	fs, p, n, unlock, fault := h.beginFile(ctx, req.Vm, req.Auth, req.FilePath, "filePath")
 	if fault != nil {
 		body.Fault_ = simulator.Fault("", fault)
 		return body
 	}
 	defer unlock()
-	n, ok := fs.get(p)
-	switch {
-	case !ok:
-		body.Fault_ = simulator.Fault("", &types.FileNotFound{FileFault: types.FileFault{File: p}})
-		return body
-	case n.dir:
-		body.Fault_ = simulator.Fault("", &types.NotAFile{FileFault: types.FileFault{File: p}})
-		return body
-	}
 	fs.used -= int64(len(n.data))
 	delete(fs.nodes, p)
 	body.Res = new(types.DeleteFileInGuestResponse)
 	return body
+}
+
+// beginFile is begin for a call on an existing regular file: it answers
+// FileNotFound or NotAFile otherwise (and then holds no lock).
+func (h *guestFileHandler) beginFile(ctx *simulator.Context, vm types.ManagedObjectReference, auth types.BaseGuestAuthentication,
+	path, arg string) (*guestFS, string, *guestNode, func(), types.BaseMethodFault) {
+	fs, p, unlock, fault := h.begin(ctx, vm, auth, path, arg)
+	if fault != nil {
+		return nil, "", nil, nil, fault
+	}
+	n, ok := fs.get(p)
+	switch {
+	case !ok:
+		unlock()
+		return nil, "", nil, nil, &types.FileNotFound{FileFault: types.FileFault{File: p}}
+	case n.dir:
+		unlock()
+		return nil, "", nil, nil, &types.NotAFile{FileFault: types.FileFault{File: p}}
+	}
+	return fs, p, n, unlock, nil
 }
 
 func (s *Sim) guestFSLimit() int64 {

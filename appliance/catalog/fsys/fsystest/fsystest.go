@@ -388,3 +388,14 @@ func OpenImage(t testing.TB, path string) (*os.File, int64) {
 	}
 	return f, st.Size()
 }
+
+// WalkAll walks fs and returns every entry by path.
+func WalkAll(fs fsys.Filesystem) (map[string]*fsys.Entry, error) {
+	m := map[string]*fsys.Entry{}
+	err := fs.Walk(context.Background(), func(e *fsys.Entry) error {
+		c := *e
+		m[e.Path] = &c
+		return nil
+	})
+	return m, err
+}
