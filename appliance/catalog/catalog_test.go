@@ -408,3 +408,72 @@ func FuzzDecode(f *testing.F) {
 }
 
 func timeZero() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+
+// TestMBRWithXFSAndNTFS: an MBR disk with an XFS and an NTFS partition
+// (mkfs.xfs -p protofile, mkntfs + ntfscp; nothing mounted) is catalogued
+// with the right reader for each, and a file of each reads back.
+func TestMBRWithXFSAndNTFS(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	conf := bytes.Repeat([]byte("listen 443;\n"), 500)
+	report := bytes.Repeat([]byte("quarterly figures\r\n"), 4000)
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.docx"), report, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	proto := filepath.Join(dir, "proto")
+	if err := os.WriteFile(proto, []byte("/dummy\n0 0\nd--755 0 0\netc d--755 0 0\nnginx.conf ---644 0 0 "+filepath.Join(dir, "nginx.conf")+"\n$\n$\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	xfsImg, ntfsImg := filepath.Join(dir, "xfs.img"), filepath.Join(dir, "ntfs.img")
+	sh(t, "truncate", "-s", "320M", xfsImg)
+	sh(t, "mkfs.xfs", "-q", "-f", "-p", proto, xfsImg)
+	sh(t, "truncate", "-s", "64M", ntfsImg)
+	sh(t, "mkntfs", "-F", "-Q", "-q", "-L", "DATA", ntfsImg)
+	sh(t, "ntfscp", "-f", "-q", ntfsImg, filepath.Join(dir, "report.docx"), "report.docx")
+
+	img := filepath.Join(dir, "mbr.img")
+	sh(t, "truncate", "-s", "400M", img)
+	layout := "label: dos\nstart=2048, size=655360, type=83\nstart=657408, size=131072, type=7\n"
+	cmd := exec.Command("sfdisk", "-q", img)
+	cmd.Stdin = strings.NewReader(layout)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, out)
+	}
+	sh(t, "dd", "if="+xfsImg, "of="+img, "bs=512", "seek=2048", "conv=notrunc,sparse", "status=none")
+	sh(t, "dd", "if="+ntfsImg, "of="+img, "bs=512", "seek=657408", "conv=notrunc,sparse", "status=none")
+
+	st := newStore(t)
+	p := backup(t, st, "vm:win", img)
+	c, err := Build(ctx, st, p, DefaultReaders(), Options{Check: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Verdict != Verified || len(c.Volumes) != 2 || c.Volumes[0].FS != "xfs" || c.Volumes[1].FS != "ntfs" || c.Volumes[1].Label != "DATA" {
+		t.Fatalf("verdict %s, volumes %+v, findings %v", c.Verdict, c.Volumes, c.Findings)
+	}
+	pf, err := OpenPoint(ctx, st, p, DefaultReaders())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	for _, tc := range []struct {
+		vol, path string
+		want      []byte
+	}{{c.Volumes[0].ID, "/etc/nginx.conf", conf}, {c.Volumes[1].ID, "/report.docx", report}} {
+		e, ok := c.Find(tc.vol, tc.path)
+		if !ok {
+			t.Fatalf("%s not catalogued on %s", tc.path, tc.vol)
+		}
+		f, err := pf.Open(c, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(io.NewSectionReader(f, 0, f.Size()))
+		if err != nil || !bytes.Equal(got, tc.want) {
+			t.Fatalf("%s: %v, equal %v", tc.path, err, bytes.Equal(got, tc.want))
+		}
+	}
+}
