@@ -149,8 +149,12 @@ func filesCatalog(ctx context.Context, env *Env, args []string) error {
 }
 
 func printCatalogHeader(w io.Writer, h *catalog.Header) {
+	verdict := string(h.Verdict)
+	if verdict == "" {
+		verdict = "not checked"
+	}
 	fmt.Fprintf(w, "point %s (%s): %d entries in %.2f s, recoverability %s (%d files read back)\n",
-		h.Point, nameOr(h.Name, h.Source), h.Entries, h.Duration, h.Verdict, h.Checked)
+		h.Point, nameOr(h.Name, h.Source), h.Entries, h.Duration, verdict, h.Checked)
 	for _, v := range h.Volumes {
 		fs := v.FS
 		if fs == "" {
