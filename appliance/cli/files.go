@@ -131,13 +131,20 @@ func filesCatalog(ctx context.Context, env *Env, args []string) error {
 		}
 		ids = append(ids, p.ID)
 	}
-	var hs []catalog.Header
+	// catalogRun is a catalog's header with the time the appliance spent
+	// on it: build, check, save.
+	type catalogRun struct {
+		catalog.Header
+		Seconds float64 `json:"seconds"`
+	}
+	var hs []catalogRun
 	for _, id := range ids {
+		start := time.Now()
 		c, err := a.CatalogPointWith(ctx, id, catalog.Options{Check: !*noCheck})
 		if err != nil {
 			return err
 		}
-		hs = append(hs, c.Header)
+		hs = append(hs, catalogRun{Header: c.Header, Seconds: time.Since(start).Seconds()})
 		if !*f.asJSON {
 			printCatalogHeader(env.Stdout, &c.Header)
 		}
