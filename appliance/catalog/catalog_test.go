@@ -477,3 +477,37 @@ func TestMBRWithXFSAndNTFS(t *testing.T) {
 		}
 	}
 }
+
+// TestSaveFailureKeepsOld: a save that cannot complete (as on a full or
+// failing disk) returns an error
+// and leaves the previous catalog of the point readable (the directory
+// path runs through a file, which fails for root too); the leftovers of
+// an interrupted save are swept by Prune.
+func TestSaveFailureKeepsOld(t *testing.T) {
+	dir := t.TempDir()
+	lib := &Library{Dir: filepath.Join(dir, "cat")}
+	c := &Catalog{Header: Header{Point: point.NewID(timeZero()), Volumes: []VolumeInfo{{ID: "d/p1", FS: "ext4"}}},
+		Entries: []Entry{{Entry: fsys.Entry{Path: "/", Type: fsys.TypeDir}}}}
+	if err := lib.Save(c); err != nil {
+		t.Fatal(err)
+	}
+	bad := &Library{Dir: filepath.Join(dir, "cat", string(c.Point)+".cat", "sub")} // below a file
+	if err := bad.Save(c); err == nil {
+		t.Fatal("save below a file succeeded")
+	}
+	if got, err := lib.Load(c.Point); err != nil || len(got.Entries) != 1 {
+		t.Fatalf("the earlier catalog after a failed save: %v", err)
+	}
+	stale := filepath.Join(lib.Dir, ".catalog-123")
+	if err := os.WriteFile(stale, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(stale, old, old)
+	if _, err := lib.Prune(func(point.ID) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("leftover of an interrupted save not swept: %v", err)
+	}
+}

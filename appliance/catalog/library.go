@@ -98,8 +98,18 @@ func (l *Library) Points() ([]point.ID, error) {
 	return ids, nil
 }
 
-// Prune removes the catalogs of points that no longer exist.
+// Prune removes the catalogs of points that no longer exist, and the
+// temporary files of saves that a crash interrupted.
 func (l *Library) Prune(live func(point.ID) bool) (int, error) {
+	if des, err := os.ReadDir(l.Dir); err == nil {
+		for _, de := range des {
+			if strings.HasPrefix(de.Name(), ".catalog-") {
+				if info, err := de.Info(); err == nil && time.Since(info.ModTime()) > time.Hour {
+					os.Remove(filepath.Join(l.Dir, de.Name()))
+				}
+			}
+		}
+	}
 	all := Library{Dir: l.Dir}
 	ids, err := all.Points()
 	if err != nil {

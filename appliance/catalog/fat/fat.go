@@ -694,7 +694,7 @@ func (fs *FS) Open(e *fsys.Entry) (fsys.File, error) {
 	if e.Size < 0 || e.Size > 0xFFFFFFFF {
 		return nil, fmt.Errorf("fat: open %s: size %d out of range", e.Path, e.Size)
 	}
-	f := &file{fs: fs, size: e.Size}
+	f := &fsys.MappedFile{R: fs.r, Length: e.Size, FS: "fat"}
 	if e.Size == 0 {
 		return f, nil
 	}
@@ -709,47 +709,11 @@ func (fs *FS) Open(e *fsys.Entry) (fsys.File, error) {
 	if n < need {
 		return nil, fmt.Errorf("fat: open %s: cluster chain of %d clusters too short for %d bytes", e.Path, n, e.Size)
 	}
-	f.runs = runs
+	for _, r := range runs {
+		f.Extents = append(f.Extents, fsys.Extent{Logical: int64(r.index) * fs.clusterSize, Physical: fs.clusterOff(r.first),
+			Length: int64(r.n) * fs.clusterSize})
+	}
 	return f, nil
-}
-
-type file struct {
-	fs   *FS
-	size int64
-	runs []run
-}
-
-func (f *file) Size() int64 { return f.size }
-
-func (f *file) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, fmt.Errorf("fat: read at negative offset %d", off)
-	}
-	if off >= f.size {
-		return 0, io.EOF
-	}
-	cs := f.fs.clusterSize
-	n := 0
-	for n < len(p) && off < f.size {
-		ci := uint64(off / cs)
-		i := sort.Search(len(f.runs), func(i int) bool { return f.runs[i].index+uint64(f.runs[i].n) > ci })
-		if i == len(f.runs) {
-			return n, fmt.Errorf("fat: read at %d: beyond the cluster chain", off)
-		}
-		r := f.runs[i]
-		inRun := int64(ci-r.index)*cs + off%cs
-		k := min(int64(r.n)*cs-inRun, int64(len(p)-n), f.size-off, maxRead)
-		m, err := f.fs.r.ReadAt(p[n:n+int(k)], f.fs.clusterOff(r.first)+inRun)
-		n += m
-		off += int64(m)
-		if err != nil {
-			return n, fmt.Errorf("fat: read clusters: %w", err)
-		}
-	}
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
 }
 
 // Check compares the FAT copies with each other and checks the boot

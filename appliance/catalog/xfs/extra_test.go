@@ -192,8 +192,11 @@ func TestBtreeExtentMap(t *testing.T) {
 	if len(got) != 40 || got[39] != exts[39] || got[0] != exts[0] {
 		t.Fatalf("extents %v", got[:min(3, len(got))])
 	}
-	f := &file{fs: fs, size: int64(in.size), exts: got}
-	data, err := io.ReadAll(io.NewSectionReader(f, 0, f.size))
+	f, err := fs.mappedFile(int64(in.size), got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(io.NewSectionReader(f, 0, f.Size()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -541,8 +544,9 @@ func FuzzParsers(f *testing.F) {
 				fs.symlink(in)
 			}
 			if exts, err := fs.extents(in); err == nil {
-				fl := &file{fs: fs, size: int64(in.size), exts: exts}
-				fl.ReadAt(make([]byte, 8192), 0)
+				if fl, err := fs.mappedFile(int64(in.size), exts); err == nil {
+					fl.ReadAt(make([]byte, 8192), 0)
+				}
 			}
 		}
 		fs.shortformDir(&inode{ino: 7, size: uint64(len(data)), fork: data})

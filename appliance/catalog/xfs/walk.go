@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 
 	"coffer.dev/coffer/appliance/catalog/fsys"
@@ -209,59 +208,35 @@ func (fs *FS) Open(e *fsys.Entry) (fsys.File, error) {
 	if in.flags&diflagRealtime != 0 {
 		return nil, fmt.Errorf("xfs: open %s: realtime files are not supported", e.Path)
 	}
-	f := &file{fs: fs, size: int64(in.size)}
+	var exts []extent
 	if in.nextents > 0 || in.format == fmtBtree {
-		if f.exts, err = fs.extents(in); err != nil {
+		if exts, err = fs.extents(in); err != nil {
 			return nil, fmt.Errorf("xfs: open %s: %w", e.Path, err)
 		}
 	} else if in.format != fmtExtents {
 		return nil, fmt.Errorf("xfs: open %s: data fork format %d", e.Path, in.format)
 	}
+	f, err := fs.mappedFile(int64(in.size), exts)
+	if err != nil {
+		return nil, fmt.Errorf("xfs: open %s: %w", e.Path, err)
+	}
 	return f, nil
 }
 
-type file struct {
-	fs   *FS
-	size int64
-	exts []extent
-}
-
-func (f *file) Size() int64 { return f.size }
-
-// ReadAt reads straight from the volume, one ReadAt per extent piece;
+// mappedFile is a file of size bytes over the written extents of exts;
 // holes and unwritten extents read as zeros.
-func (f *file) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, fmt.Errorf("xfs: read at negative offset %d", off)
-	}
-	if off >= f.size {
-		return 0, io.EOF
-	}
-	var eof error
-	if int64(len(p)) > f.size-off {
-		p = p[:f.size-off]
-		eof = io.EOF
-	}
-	bs := int64(f.fs.sb.blockSize)
-	clear(p)
-	end := off + int64(len(p))
-	for i := searchExtent(f.exts, uint64(off/bs)); i < len(f.exts); i++ {
-		e := f.exts[i]
-		es, ee := int64(e.off)*bs, int64(e.off+e.count)*bs
-		if es >= end {
-			break
-		}
-		lo, hi := max(es, off), min(ee, end)
-		if lo >= hi || e.unwritten {
+func (fs *FS) mappedFile(size int64, exts []extent) (*fsys.MappedFile, error) {
+	bs := int64(fs.sb.blockSize)
+	f := &fsys.MappedFile{R: fs.r, Length: size, FS: "xfs", Extents: make([]fsys.Extent, 0, len(exts))}
+	for _, e := range exts {
+		if e.unwritten || e.count == 0 {
 			continue
 		}
-		base, err := f.fs.blockOffset(e.fsb)
+		base, err := fs.blockOffset(e.fsb)
 		if err != nil {
-			return 0, fmt.Errorf("xfs: read at %d: %w", off, err)
+			return nil, err
 		}
-		if err := readFull(f.fs.r, p[lo-off:hi-off], base+(lo-es)); err != nil {
-			return 0, fmt.Errorf("xfs: read at %d: %w", off, err)
-		}
+		f.Extents = append(f.Extents, fsys.Extent{Logical: int64(e.off) * bs, Physical: base, Length: int64(e.count) * bs})
 	}
-	return len(p), eof
+	return f, nil
 }
