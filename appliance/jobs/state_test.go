@@ -30,7 +30,19 @@ func TestPersistenceAcrossReopen(t *testing.T) {
 		e.waitJob(id)
 		ids = append(ids, id)
 	}
-	wait(t, "history pruning", func() bool { return len(e.m.Jobs(JobFilter{})) == 3 })
+	// The in-memory history shrinks first; the files of the dropped jobs
+	// go just after, so wait for both.
+	wait(t, "history pruning", func() bool {
+		if len(e.m.Jobs(JobFilter{})) != 3 {
+			return false
+		}
+		for _, id := range ids[:2] {
+			if _, err := os.Stat(filepath.Join(e.dir, "jobs", id+".json")); !errors.Is(err, os.ErrNotExist) {
+				return false
+			}
+		}
+		return true
+	})
 	before := e.m.Jobs(JobFilter{})
 	if len(before) != 3 || before[0].ID != ids[4] || before[2].ID != ids[2] {
 		t.Fatalf("history not pruned to the newest 3: %d jobs", len(before))
