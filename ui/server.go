@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"coffer.dev/coffer/appliance/app"
+	"coffer.dev/coffer/appliance/audit"
 	"coffer.dev/coffer/appliance/catalog"
 	"coffer.dev/coffer/appliance/jobs"
 	"coffer.dev/coffer/appliance/restore"
@@ -24,6 +27,7 @@ import (
 	"coffer.dev/coffer/appliance/vsphere"
 	"coffer.dev/coffer/store"
 	"coffer.dev/coffer/store/point"
+	"coffer.dev/coffer/ui/access"
 )
 
 // Backend is what the API needs of the appliance.
@@ -52,23 +56,34 @@ type Backend interface {
 
 // Server is the appliance's HTTPS server.
 type Server struct {
-	// Dir holds the certificate and the administrator account.
+	// Dir holds the certificate, the user accounts, API tokens and (unless
+	// Audit is set) the audit log.
 	Dir     string
 	Addr    string // "127.0.0.1:8443"
 	Backend Backend
 	Log     *slog.Logger
+	// Audit receives every change and login; nil opens Dir/audit.log.
+	Audit *audit.Log
 
-	auth *authenticator
-	srv  *http.Server
-	ln   net.Listener
-	cert tls.Certificate
+	users  *access.Directory
+	routes []Route
+	srv    *http.Server
+	ln     net.Listener
+	cert   tls.Certificate
+	closer []func() error
+}
+
+// Route is one API route and the permission it needs.
+type Route struct {
+	Method, Path string
+	Perm         access.Permission // "" for the public ones (health, login)
 }
 
 // Start listens and serves in the background; it returns once the
 // listener is up. The URL is Server.URL.
 func (s *Server) Start() error {
-	if s.Log == nil {
-		s.Log = slog.New(slog.DiscardHandler)
+	if err := s.init(); err != nil {
+		return err
 	}
 	host, _, _ := net.SplitHostPort(s.Addr)
 	cert, err := LoadOrCreateCertificate(s.Dir, []string{host})
@@ -76,7 +91,6 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.cert = cert
-	s.auth = newAuthenticator(s.Dir)
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.Addr, err)
@@ -96,6 +110,32 @@ func (s *Server) Start() error {
 	return nil
 }
 
+// init opens the user directory and the audit log once.
+func (s *Server) init() error {
+	if s.Log == nil {
+		s.Log = slog.New(slog.DiscardHandler)
+	}
+	if s.users == nil {
+		d, err := access.Open(s.Dir, access.Options{})
+		if err != nil {
+			return err
+		}
+		s.users = d
+	}
+	if s.Audit == nil {
+		l, err := audit.Open(filepath.Join(s.Dir, AuditFile), audit.Options{})
+		if err != nil {
+			return err
+		}
+		s.Audit = l
+		s.closer = append(s.closer, l.Close)
+	}
+	return nil
+}
+
+// AuditFile is the audit log in the state directory.
+const AuditFile = "audit.log"
+
 // URL is where the server listens.
 func (s *Server) URL() string { return "https://" + s.ln.Addr().String() }
 
@@ -104,10 +144,15 @@ func (s *Server) CertificateFingerprint() string { return Fingerprint(s.cert) }
 
 // Shutdown stops the server.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if s.srv == nil {
-		return nil
+	var err error
+	if s.srv != nil {
+		err = s.srv.Shutdown(ctx)
 	}
-	return s.srv.Shutdown(ctx)
+	for _, c := range s.closer {
+		err = errors.Join(err, c())
+	}
+	s.closer = nil
+	return err
 }
 
 // RedirectHandler sends plain-HTTP visitors to the HTTPS address.
@@ -121,8 +166,6 @@ func RedirectHandler(httpsPort string) http.Handler {
 	})
 }
 
-const sessionCookie = "coffer_session"
-
 // apiError is the JSON shape of every error answer.
 type apiError struct {
 	Error string `json:"error"`
@@ -132,11 +175,18 @@ func fail(c *gin.Context, code int, format string, a ...any) {
 	c.AbortWithStatusJSON(code, apiError{Error: fmt.Sprintf(format, a...)})
 }
 
-// Handler returns the routes. Everything under /api/v1 needs a session,
-// except the health check and the login itself.
+// Routes lists the API routes with the permission each needs.
+func (s *Server) Routes() []Route { return slices.Clone(s.routes) }
+
+// Handler returns the routes. Everything under /api/v1 needs a session
+// or an API token and the route's permission, except the health check
+// and the login itself.
 func (s *Server) Handler() http.Handler {
-	if s.auth == nil {
-		s.auth = newAuthenticator(s.Dir)
+	if err := s.init(); err != nil {
+		s.Log.Error("cannot open the user accounts", "err", err)
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "the appliance cannot read its user accounts: "+err.Error(), http.StatusInternalServerError)
+		})
 	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -144,16 +194,37 @@ func (s *Server) Handler() http.Handler {
 	r.NoRoute(func(c *gin.Context) {
 		fail(c, http.StatusNotFound, "no such route: %s %s", c.Request.Method, c.Request.URL.Path)
 	})
+	s.routes = nil
 	api := r.Group("/api/v1")
-	api.GET("/health", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	api.POST("/login", s.login)
-	a := api.Group("", s.requireSession)
-	a.POST("/logout", s.logout)
-	a.GET("/vms", s.vms)
-	a.GET("/protection", s.protection)
-	a.GET("/policies", func(c *gin.Context) { c.JSON(http.StatusOK, s.Backend.Policies()) })
-	a.POST("/policies", s.createPolicy)
-	a.GET("/policies/:id", func(c *gin.Context) {
+	public := func(method, path string, h gin.HandlerFunc) {
+		s.routes = append(s.routes, Route{Method: method, Path: "/api/v1" + path})
+		api.Handle(method, path, h)
+	}
+	authed := api.Group("", s.authenticate, s.checkCSRF, s.auditChange)
+	route := func(method, path string, perm access.Permission, h gin.HandlerFunc) {
+		s.routes = append(s.routes, Route{Method: method, Path: "/api/v1" + path, Perm: perm})
+		authed.Handle(method, path, s.require(perm), h)
+	}
+	public("GET", "/health", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	public("POST", "/login", s.login)
+
+	route("POST", "/logout", access.PermSelf, s.logout)
+	route("GET", "/me", access.PermSelf, s.me)
+	route("POST", "/me/password", access.PermSelf, s.changeOwnPassword)
+	route("GET", "/users", access.PermAdmin, s.listUsers)
+	route("POST", "/users", access.PermAdmin, s.createUser)
+	route("PUT", "/users/:name", access.PermAdmin, s.updateUser)
+	route("DELETE", "/users/:name", access.PermAdmin, s.deleteUser)
+	route("GET", "/tokens", access.PermAdmin, s.listTokens)
+	route("POST", "/tokens", access.PermAdmin, s.createToken)
+	route("DELETE", "/tokens/:id", access.PermAdmin, s.revokeToken)
+	route("GET", "/audit", access.PermAdmin, s.auditEntries)
+
+	route("GET", "/vms", access.PermView, s.vms)
+	route("GET", "/protection", access.PermView, s.protection)
+	route("GET", "/policies", access.PermView, func(c *gin.Context) { c.JSON(http.StatusOK, s.Backend.Policies()) })
+	route("POST", "/policies", access.PermConfigure, s.createPolicy)
+	route("GET", "/policies/:id", access.PermView, func(c *gin.Context) {
 		p, err := s.Backend.Policy(c.Param("id"))
 		if err != nil {
 			fail(c, http.StatusNotFound, "%v", err)
@@ -161,15 +232,15 @@ func (s *Server) Handler() http.Handler {
 		}
 		c.JSON(http.StatusOK, p)
 	})
-	a.PUT("/policies/:id", s.updatePolicy)
-	a.DELETE("/policies/:id", func(c *gin.Context) {
+	route("PUT", "/policies/:id", access.PermConfigure, s.updatePolicy)
+	route("DELETE", "/policies/:id", access.PermConfigure, func(c *gin.Context) {
 		if err := s.Backend.DeletePolicy(c.Param("id")); err != nil {
 			fail(c, http.StatusConflict, "%v", err)
 			return
 		}
 		c.Status(http.StatusNoContent)
 	})
-	a.POST("/policies/:id/run", func(c *gin.Context) {
+	route("POST", "/policies/:id/run", access.PermOperate, func(c *gin.Context) {
 		id, err := s.Backend.RunPolicy(c.Request.Context(), c.Param("id"), jobs.TriggerManual)
 		if err != nil {
 			fail(c, http.StatusConflict, "%v", err)
@@ -177,8 +248,8 @@ func (s *Server) Handler() http.Handler {
 		}
 		c.JSON(http.StatusAccepted, gin.H{"job_id": id})
 	})
-	a.GET("/jobs", s.jobs)
-	a.GET("/jobs/:id", func(c *gin.Context) {
+	route("GET", "/jobs", access.PermView, s.jobs)
+	route("GET", "/jobs/:id", access.PermView, func(c *gin.Context) {
 		j, err := s.Backend.Job(c.Param("id"))
 		if err != nil {
 			fail(c, http.StatusNotFound, "%v", err)
@@ -186,24 +257,24 @@ func (s *Server) Handler() http.Handler {
 		}
 		c.JSON(http.StatusOK, j)
 	})
-	a.POST("/jobs/:id/cancel", func(c *gin.Context) {
+	route("POST", "/jobs/:id/cancel", access.PermOperate, func(c *gin.Context) {
 		if err := s.Backend.Cancel(c.Param("id")); err != nil {
 			fail(c, http.StatusConflict, "%v", err)
 			return
 		}
 		c.Status(http.StatusAccepted)
 	})
-	a.GET("/events", s.events)
-	a.GET("/points", s.points)
-	a.GET("/points/:id/disks/:disk/export", s.exportDisk)
-	a.POST("/points/:id/restore", s.restoreVM)
-	a.GET("/points/:id/catalog", s.pointCatalog)
-	a.POST("/points/:id/catalog", s.rebuildCatalog)
-	a.GET("/points/:id/files", s.listFiles)
-	a.GET("/points/:id/files/download", s.downloadFiles)
-	a.POST("/points/:id/files/put-back", s.putFilesBack)
-	a.GET("/files/search", s.searchFiles)
-	a.GET("/files/versions", s.fileVersions)
+	route("GET", "/events", access.PermView, s.events)
+	route("GET", "/points", access.PermBrowse, s.points)
+	route("GET", "/points/:id/disks/:disk/export", access.PermRestore, s.exportDisk)
+	route("POST", "/points/:id/restore", access.PermRestore, s.restoreVM)
+	route("GET", "/points/:id/catalog", access.PermBrowse, s.pointCatalog)
+	route("POST", "/points/:id/catalog", access.PermOperate, s.rebuildCatalog)
+	route("GET", "/points/:id/files", access.PermBrowse, s.listFiles)
+	route("GET", "/points/:id/files/download", access.PermRestore, s.downloadFiles)
+	route("POST", "/points/:id/files/put-back", access.PermRestore, s.putFilesBack)
+	route("GET", "/files/search", access.PermBrowse, s.searchFiles)
+	route("GET", "/files/versions", access.PermBrowse, s.fileVersions)
 	return r
 }
 
@@ -212,6 +283,8 @@ func securityHeaders(c *gin.Context) {
 	h.Set("Strict-Transport-Security", "max-age=31536000")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 	h.Set("Cache-Control", "no-store")
 	c.Next()
 }
@@ -221,57 +294,6 @@ func (s *Server) logRequests(c *gin.Context) {
 	c.Next()
 	// Paths only: queries and bodies may hold secrets.
 	s.Log.Debug("api request", "method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(), "took", time.Since(start))
-}
-
-func bearer(c *gin.Context) string {
-	if h := c.GetHeader("Authorization"); strings.HasPrefix(h, "Bearer ") {
-		return strings.TrimPrefix(h, "Bearer ")
-	}
-	if ck, err := c.Cookie(sessionCookie); err == nil {
-		return ck
-	}
-	return ""
-}
-
-func (s *Server) requireSession(c *gin.Context) {
-	if !s.auth.valid(bearer(c)) {
-		c.Header("WWW-Authenticate", `Bearer realm="coffer"`)
-		fail(c, http.StatusUnauthorized, "log in first (POST /api/v1/login)")
-		return
-	}
-	c.Next()
-}
-
-type loginRequest struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-}
-
-func (s *Server) login(c *gin.Context) {
-	var req loginRequest
-	if err := json.NewDecoder(io.LimitReader(c.Request.Body, 64<<10)).Decode(&req); err != nil || req.Username == "" {
-		fail(c, http.StatusBadRequest, "send {\"username\": ..., \"password\": ...}")
-		return
-	}
-	tok, err := s.auth.login(c.ClientIP(), req.Username, req.Password)
-	if err != nil {
-		code := http.StatusUnauthorized
-		if errors.Is(err, errLocked) {
-			code = http.StatusTooManyRequests
-		}
-		s.Log.Warn("failed login", "user", req.Username, "client", c.ClientIP())
-		fail(c, code, "%v", err)
-		return
-	}
-	c.SetSameSite(http.SameSiteStrictMode)
-	c.SetCookie(sessionCookie, tok, int((8 * time.Hour).Seconds()), "/", "", true, true)
-	c.JSON(http.StatusOK, gin.H{"token": tok})
-}
-
-func (s *Server) logout(c *gin.Context) {
-	s.auth.logout(bearer(c))
-	c.SetCookie(sessionCookie, "", -1, "/", "", true, true)
-	c.Status(http.StatusNoContent)
 }
 
 func (s *Server) vms(c *gin.Context) {

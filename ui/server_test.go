@@ -20,6 +20,7 @@ import (
 	"coffer.dev/coffer/appliance/vsphere"
 	"coffer.dev/coffer/store"
 	"coffer.dev/coffer/store/point"
+	"coffer.dev/coffer/ui/access"
 )
 
 // fakeBackend answers the API from memory.
@@ -153,23 +154,224 @@ func login(t *testing.T, s *Server, c *http.Client) string {
 
 func TestEveryRouteNeedsASession(t *testing.T) {
 	s, _, c := startServer(t)
-	for _, rt := range []struct{ method, path string }{
-		{"GET", "/api/v1/vms"}, {"GET", "/api/v1/protection"}, {"GET", "/api/v1/policies"}, {"POST", "/api/v1/policies"},
-		{"GET", "/api/v1/policies/x"}, {"PUT", "/api/v1/policies/x"}, {"DELETE", "/api/v1/policies/x"}, {"POST", "/api/v1/policies/x/run"},
-		{"GET", "/api/v1/jobs"}, {"GET", "/api/v1/jobs/x"}, {"POST", "/api/v1/jobs/x/cancel"}, {"GET", "/api/v1/events"},
-		{"GET", "/api/v1/points"}, {"POST", "/api/v1/logout"},
-		{"GET", "/api/v1/points/x/catalog"}, {"POST", "/api/v1/points/x/catalog"}, {"GET", "/api/v1/points/x/files"},
-		{"GET", "/api/v1/points/x/files/download"}, {"GET", "/api/v1/files/search"}, {"GET", "/api/v1/files/versions"}, {"POST", "/api/v1/points/x/files/put-back"},
-	} {
-		if code, body := do(t, c, rt.method, s.URL()+rt.path, "", ""); code != http.StatusUnauthorized {
-			t.Errorf("%s %s without a session: %d %s", rt.method, rt.path, code, body)
+	if len(s.Routes()) < 30 {
+		t.Fatalf("route table: %d routes", len(s.Routes()))
+	}
+	for _, rt := range s.Routes() {
+		path := strings.NewReplacer(":id", "x", ":disk", "d", ":name", "n").Replace(rt.Path)
+		if rt.Perm == "" {
+			if rt.Path != "/api/v1/health" && rt.Path != "/api/v1/login" {
+				t.Errorf("%s %s has no permission", rt.Method, rt.Path)
+			}
+			continue
 		}
-		if code, _ := do(t, c, rt.method, s.URL()+rt.path, "forged-token", ""); code != http.StatusUnauthorized {
-			t.Errorf("%s %s with a forged token: %d", rt.method, rt.path, code)
+		if code, body := do(t, c, rt.Method, s.URL()+path, "", ""); code != http.StatusUnauthorized {
+			t.Errorf("%s %s without a session: %d %s", rt.Method, rt.Path, code, body)
+		}
+		if code, _ := do(t, c, rt.Method, s.URL()+path, "forged-token", ""); code != http.StatusUnauthorized {
+			t.Errorf("%s %s with a forged token: %d", rt.Method, rt.Path, code)
 		}
 	}
 	if code, _ := do(t, c, "GET", s.URL()+"/api/v1/health", "", ""); code != 200 {
 		t.Errorf("health: %d", code)
+	}
+}
+
+// TestRolesOnEveryRoute walks the route table with a user of each role:
+// a route the role lacks answers 403, and one it has does not.
+func TestRolesOnEveryRoute(t *testing.T) {
+	s, _, c := startServer(t)
+	toks := map[access.Role]string{access.Administrator: login(t, s, c)}
+	for i, r := range []access.Role{access.Operator, access.Viewer, access.RestoreOnly} {
+		name := fmt.Sprintf("user%d", i)
+		if code, body := do(t, c, "POST", s.URL()+"/api/v1/users", toks[access.Administrator],
+			`{"name":"`+name+`","role":"`+string(r)+`","password":"Correct-Horse-8-battery"}`); code != 201 {
+			t.Fatalf("create %s: %d %s", r, code, body)
+		}
+		toks[r] = loginAs(t, s, c, name, "Correct-Horse-8-battery")
+	}
+	for _, rt := range s.Routes() {
+		if rt.Perm == "" || rt.Path == "/api/v1/logout" || rt.Path == "/api/v1/events" {
+			continue
+		}
+		path := strings.NewReplacer(":id", "x", ":disk", "d", ":name", "nobody").Replace(rt.Path)
+		for role, tok := range toks {
+			code, body := do(t, c, rt.Method, s.URL()+path, tok, "{}")
+			if denied := code == http.StatusForbidden; denied == role.Can(rt.Perm) {
+				t.Errorf("%s %s as %s: %d %s", rt.Method, rt.Path, role, code, body)
+			}
+		}
+	}
+	// A viewer changes nothing, and the attempt is in the audit log.
+	if code, _ := do(t, c, "POST", s.URL()+"/api/v1/policies/gold/run", toks[access.Viewer], ""); code != 403 {
+		t.Fatalf("viewer ran a policy: %d", code)
+	}
+	code, body := do(t, c, "GET", s.URL()+"/api/v1/audit?user=user1&q=denied", toks[access.Administrator], "")
+	if code != 200 || !strings.Contains(body, `"action":"POST /api/v1/policies/:id/run"`) || !strings.Contains(body, "lacks operate") {
+		t.Fatalf("audit of a denial: %d %s", code, body)
+	}
+}
+
+func loginAs(t *testing.T, s *Server, c *http.Client, user, pw string) string {
+	t.Helper()
+	code, body := do(t, c, "POST", s.URL()+"/api/v1/login", "", `{"username":"`+user+`","password":"`+pw+`"}`)
+	if code != 200 {
+		t.Fatalf("login %s: %d %s", user, code, body)
+	}
+	var r struct{ Token string }
+	json.Unmarshal([]byte(body), &r)
+	return r.Token
+}
+
+// TestCookieSessionsNeedCSRF: a browser session (cookie) must echo its
+// CSRF token on changes and may not come from another origin; the cookie
+// is HttpOnly, Secure and SameSite=Strict.
+func TestCookieSessionsNeedCSRF(t *testing.T) {
+	s, _, c := startServer(t)
+	res, err := c.Post(s.URL()+"/api/v1/login", "application/json", strings.NewReader(`{"username":"admin","password":"Correct-Horse-7-battery"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var la struct {
+		CSRFToken string `json:"csrf_token"`
+	}
+	json.NewDecoder(res.Body).Decode(&la)
+	res.Body.Close()
+	var cookie *http.Cookie
+	for _, ck := range res.Cookies() {
+		if ck.Name == SessionCookie {
+			cookie = ck
+		}
+	}
+	if cookie == nil || !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteStrictMode || cookie.Path != "/" || la.CSRFToken == "" {
+		t.Fatalf("session cookie %+v, csrf %q", cookie, la.CSRFToken)
+	}
+	call := func(method, path, csrf, origin string) int {
+		req, _ := http.NewRequest(method, s.URL()+path, strings.NewReader(`{"name":"Gold","enabled":true,"selection":{"all":true}}`))
+		req.AddCookie(&http.Cookie{Name: SessionCookie, Value: cookie.Value})
+		if csrf != "" {
+			req.Header.Set(CSRFHeader, csrf)
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := call("GET", "/api/v1/policies", "", ""); code != 200 {
+		t.Errorf("read with the cookie: %d", code)
+	}
+	if code := call("POST", "/api/v1/policies", "", ""); code != 403 {
+		t.Errorf("change without CSRF token: %d", code)
+	}
+	if code := call("POST", "/api/v1/policies", "wrong", ""); code != 403 {
+		t.Errorf("change with a wrong CSRF token: %d", code)
+	}
+	if code := call("POST", "/api/v1/policies", la.CSRFToken, "https://evil.example"); code != 403 {
+		t.Errorf("change from another origin: %d", code)
+	}
+	if code := call("POST", "/api/v1/policies", la.CSRFToken, s.URL()); code != 201 {
+		t.Errorf("change with the CSRF token: %d", code)
+	}
+	code, body := do(t, c, "GET", s.URL()+"/api/v1/me", cookie.Value, "")
+	if code != 200 || !strings.Contains(body, la.CSRFToken) || !strings.Contains(body, `"role":"administrator"`) {
+		t.Errorf("me: %d %s", code, body)
+	}
+	if res, _ := c.Get(s.URL() + "/api/v1/health"); res != nil {
+		csp := res.Header.Get("Content-Security-Policy")
+		res.Body.Close()
+		if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+			t.Errorf("CSP %q", csp)
+		}
+	}
+}
+
+func TestUsersAndTokensAPI(t *testing.T) {
+	s, _, c := startServer(t)
+	admin := login(t, s, c)
+	for _, tc := range []struct {
+		body string
+		code int
+	}{
+		{`{"name":"olga","role":"operator","password":"weak"}`, 422},
+		{`{"name":"olga","role":"root","password":"Correct-Horse-8-battery"}`, 422},
+		{`{"name":"olga","role":"operator","password":"Correct-Horse-8-battery","x":1}`, 400},
+		{`{"name":"olga","role":"operator","password":"Correct-Horse-8-battery"}`, 201},
+		{`{"name":"olga","role":"viewer","password":"Correct-Horse-8-battery"}`, 409},
+	} {
+		if code, body := do(t, c, "POST", s.URL()+"/api/v1/users", admin, tc.body); code != tc.code {
+			t.Errorf("create %s: %d %s, want %d", tc.body, code, body, tc.code)
+		}
+	}
+	code, body := do(t, c, "GET", s.URL()+"/api/v1/users", admin, "")
+	if code != 200 || !strings.Contains(body, `"olga"`) || strings.Contains(body, "$2a$") || strings.Contains(body, "hash") {
+		t.Fatalf("users: %d %s", code, body)
+	}
+	if code, _ := do(t, c, "DELETE", s.URL()+"/api/v1/users/admin", admin, ""); code != 409 {
+		t.Errorf("delete self: %d", code)
+	}
+	if code, _ := do(t, c, "PUT", s.URL()+"/api/v1/users/admin", admin, `{"role":"viewer"}`); code != 409 {
+		t.Errorf("demote the last admin: %d", code)
+	}
+	// A token for automation: shown once, works as a bearer, revocable.
+	code, body = do(t, c, "POST", s.URL()+"/api/v1/tokens", admin, `{"name":"nagios","role":"viewer","valid_days":30}`)
+	var tr struct {
+		Secret string
+		Token  struct{ ID string }
+	}
+	json.Unmarshal([]byte(body), &tr)
+	if code != 201 || !strings.HasPrefix(tr.Secret, "coffer_") {
+		t.Fatalf("create token: %d %s", code, body)
+	}
+	if code, _ := do(t, c, "GET", s.URL()+"/api/v1/jobs", tr.Secret, ""); code != 200 {
+		t.Errorf("token read: %d", code)
+	}
+	if code, _ := do(t, c, "POST", s.URL()+"/api/v1/policies/gold/run", tr.Secret, ""); code != 403 {
+		t.Errorf("viewer token ran a policy: %d", code)
+	}
+	code, body = do(t, c, "GET", s.URL()+"/api/v1/tokens", admin, "")
+	if code != 200 || strings.Contains(body, tr.Secret) || strings.Contains(body, "sha256") {
+		t.Errorf("token list shows a secret: %s", body)
+	}
+	if code, _ := do(t, c, "DELETE", s.URL()+"/api/v1/tokens/"+tr.Token.ID, admin, ""); code != 204 {
+		t.Errorf("revoke: %d", code)
+	}
+	if code, _ := do(t, c, "GET", s.URL()+"/api/v1/jobs", tr.Secret, ""); code != 401 {
+		t.Errorf("revoked token: %d", code)
+	}
+	// Own password: the current one is required; other sessions end.
+	olga := loginAs(t, s, c, "olga", "Correct-Horse-8-battery")
+	olga2 := loginAs(t, s, c, "olga", "Correct-Horse-8-battery")
+	if code, _ := do(t, c, "POST", s.URL()+"/api/v1/me/password", olga, `{"current":"wrong-Horse-8-battery","new":"Brand-New-Horse-9"}`); code != 422 {
+		t.Errorf("password change with a wrong current one: %d", code)
+	}
+	if code, body := do(t, c, "POST", s.URL()+"/api/v1/me/password", olga, `{"current":"Correct-Horse-8-battery","new":"Brand-New-Horse-9"}`); code != 204 {
+		t.Errorf("password change: %d %s", code, body)
+	}
+	if code, _ := do(t, c, "GET", s.URL()+"/api/v1/me", olga2, ""); code != 401 {
+		t.Errorf("other session after a password change: %d", code)
+	}
+	if code, _ := do(t, c, "GET", s.URL()+"/api/v1/me", olga, ""); code != 200 {
+		t.Errorf("own session after a password change: %d", code)
+	}
+	// The audit log has who did what, and no secret.
+	code, body = do(t, c, "GET", s.URL()+"/api/v1/audit?limit=100", admin, "")
+	for _, want := range []string{`"action":"POST /api/v1/users","target":"olga"`, `"action":"POST /api/v1/tokens","target":"nagios"`, `"action":"login"`, `password changed`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("audit lacks %s", want)
+		}
+	}
+	for _, secret := range []string{"Correct-Horse-8-battery", "Brand-New-Horse-9", tr.Secret} {
+		if strings.Contains(body, secret) {
+			t.Errorf("audit holds a secret")
+		}
+	}
+	if code, _ := do(t, c, "GET", s.URL()+"/api/v1/audit?since=yesterday", admin, ""); code != 400 {
+		t.Errorf("bad since: %d", code)
 	}
 }
 
