@@ -40,7 +40,7 @@ func (s *Server) pointCatalog(c *gin.Context) {
 	if !ok {
 		return
 	}
-	h, err := s.Backend.Catalogs().Header(id)
+	h, err := s.be().Catalogs().Header(id)
 	if err != nil {
 		fail(c, catalogStatus(err), "%v", err)
 		return
@@ -53,7 +53,7 @@ func (s *Server) rebuildCatalog(c *gin.Context) {
 	if !ok {
 		return
 	}
-	cat, err := s.Backend.CatalogPoint(c.Request.Context(), id)
+	cat, err := s.be().CatalogPoint(c.Request.Context(), id)
 	if err != nil {
 		fail(c, http.StatusInternalServerError, "%v", err)
 		return
@@ -67,7 +67,7 @@ func (s *Server) listFiles(c *gin.Context) {
 	if !ok {
 		return
 	}
-	cat, err := s.Backend.Catalogs().Load(id)
+	cat, err := s.be().Catalogs().Load(id)
 	if err != nil {
 		fail(c, catalogStatus(err), "%v", err)
 		return
@@ -103,7 +103,7 @@ func (s *Server) downloadFiles(c *gin.Context) {
 		return
 	}
 	p = path.Clean("/" + p)
-	pf, cat, err := s.Backend.OpenPointFiles(c.Request.Context(), id)
+	pf, cat, err := s.be().OpenPointFiles(c.Request.Context(), id)
 	if err != nil {
 		fail(c, catalogStatus(err), "%v", err)
 		return
@@ -186,7 +186,7 @@ func (s *Server) searchFiles(c *gin.Context) {
 		}
 		q.Limit = n
 	}
-	hits, err := s.Backend.Catalogs().Search(c.Request.Context(), q)
+	hits, err := s.be().Catalogs().Search(c.Request.Context(), q)
 	if err != nil {
 		fail(c, http.StatusBadRequest, "%v", err)
 		return
@@ -205,7 +205,7 @@ func (s *Server) fileVersions(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "source and path are required")
 		return
 	}
-	vs, err := s.Backend.Catalogs().Versions(c.Request.Context(), src, c.Query("volume"), p)
+	vs, err := s.be().Catalogs().Versions(c.Request.Context(), src, c.Query("volume"), p)
 	if err != nil {
 		fail(c, http.StatusInternalServerError, "%v", err)
 		return
@@ -229,7 +229,7 @@ func (s *Server) putFilesBack(c *gin.Context) {
 		return
 	}
 	req.Point = id
-	res, err := s.Backend.PutFilesBack(c.Request.Context(), req)
+	res, err := s.be().PutFilesBack(c.Request.Context(), req)
 	if err != nil {
 		code := http.StatusBadGateway
 		if errors.Is(err, catalog.ErrNoCatalog) {

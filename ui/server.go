@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -65,12 +66,44 @@ type Server struct {
 	// Audit receives every change and login; nil opens Dir/audit.log.
 	Audit *audit.Log
 
-	users  *access.Directory
-	routes []Route
-	srv    *http.Server
-	ln     net.Listener
-	cert   tls.Certificate
-	closer []func() error
+	// Setup is the first-boot wizard's backend; nil means the appliance
+	// is set up (tests, the demo) and the wizard is not served.
+	Setup SetupBackend
+	// Hostname is shown in the page footer.
+	Hostname string
+
+	users      *access.Directory
+	routes     []Route
+	pageRoutes []PageRoute
+	tmpl       templates
+	backend    atomic.Pointer[backendBox]
+	srv        *http.Server
+	ln         net.Listener
+	cert       tls.Certificate
+	closer     []func() error
+}
+
+type backendBox struct{ b Backend }
+
+// SetBackend installs the appliance once the setup wizard has made it;
+// until then the API answers 503.
+func (s *Server) SetBackend(b Backend) { s.backend.Store(&backendBox{b}) }
+
+// be returns the backend; needBackend has checked that there is one.
+func (s *Server) be() Backend {
+	if bx := s.backend.Load(); bx != nil {
+		return bx.b
+	}
+	return s.Backend
+}
+
+// needBackend answers 503 while the appliance is not set up.
+func (s *Server) needBackend(c *gin.Context) {
+	if s.be() == nil {
+		fail(c, http.StatusServiceUnavailable, "the appliance is not set up yet: finish the setup wizard at /setup")
+		return
+	}
+	c.Next()
 }
 
 // Route is one API route and the permission it needs.
@@ -201,31 +234,36 @@ func (s *Server) Handler() http.Handler {
 		api.Handle(method, path, h)
 	}
 	authed := api.Group("", s.authenticate, s.checkCSRF, s.auditChange)
-	route := func(method, path string, perm access.Permission, h gin.HandlerFunc) {
+	appRoutes := authed.Group("", s.needBackend)
+	own := func(method, path string, perm access.Permission, h gin.HandlerFunc) {
 		s.routes = append(s.routes, Route{Method: method, Path: "/api/v1" + path, Perm: perm})
 		authed.Handle(method, path, s.require(perm), h)
+	}
+	route := func(method, path string, perm access.Permission, h gin.HandlerFunc) {
+		s.routes = append(s.routes, Route{Method: method, Path: "/api/v1" + path, Perm: perm})
+		appRoutes.Handle(method, path, s.require(perm), h)
 	}
 	public("GET", "/health", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	public("POST", "/login", s.login)
 
-	route("POST", "/logout", access.PermSelf, s.logout)
-	route("GET", "/me", access.PermSelf, s.me)
-	route("POST", "/me/password", access.PermSelf, s.changeOwnPassword)
-	route("GET", "/users", access.PermAdmin, s.listUsers)
-	route("POST", "/users", access.PermAdmin, s.createUser)
-	route("PUT", "/users/:name", access.PermAdmin, s.updateUser)
-	route("DELETE", "/users/:name", access.PermAdmin, s.deleteUser)
-	route("GET", "/tokens", access.PermAdmin, s.listTokens)
-	route("POST", "/tokens", access.PermAdmin, s.createToken)
-	route("DELETE", "/tokens/:id", access.PermAdmin, s.revokeToken)
-	route("GET", "/audit", access.PermAdmin, s.auditEntries)
+	own("POST", "/logout", access.PermSelf, s.logout)
+	own("GET", "/me", access.PermSelf, s.me)
+	own("POST", "/me/password", access.PermSelf, s.changeOwnPassword)
+	own("GET", "/users", access.PermAdmin, s.listUsers)
+	own("POST", "/users", access.PermAdmin, s.createUser)
+	own("PUT", "/users/:name", access.PermAdmin, s.updateUser)
+	own("DELETE", "/users/:name", access.PermAdmin, s.deleteUser)
+	own("GET", "/tokens", access.PermAdmin, s.listTokens)
+	own("POST", "/tokens", access.PermAdmin, s.createToken)
+	own("DELETE", "/tokens/:id", access.PermAdmin, s.revokeToken)
+	own("GET", "/audit", access.PermAdmin, s.auditEntries)
 
 	route("GET", "/vms", access.PermView, s.vms)
 	route("GET", "/protection", access.PermView, s.protection)
-	route("GET", "/policies", access.PermView, func(c *gin.Context) { c.JSON(http.StatusOK, s.Backend.Policies()) })
+	route("GET", "/policies", access.PermView, func(c *gin.Context) { c.JSON(http.StatusOK, s.be().Policies()) })
 	route("POST", "/policies", access.PermConfigure, s.createPolicy)
 	route("GET", "/policies/:id", access.PermView, func(c *gin.Context) {
-		p, err := s.Backend.Policy(c.Param("id"))
+		p, err := s.be().Policy(c.Param("id"))
 		if err != nil {
 			fail(c, http.StatusNotFound, "%v", err)
 			return
@@ -234,14 +272,14 @@ func (s *Server) Handler() http.Handler {
 	})
 	route("PUT", "/policies/:id", access.PermConfigure, s.updatePolicy)
 	route("DELETE", "/policies/:id", access.PermConfigure, func(c *gin.Context) {
-		if err := s.Backend.DeletePolicy(c.Param("id")); err != nil {
+		if err := s.be().DeletePolicy(c.Param("id")); err != nil {
 			fail(c, http.StatusConflict, "%v", err)
 			return
 		}
 		c.Status(http.StatusNoContent)
 	})
 	route("POST", "/policies/:id/run", access.PermOperate, func(c *gin.Context) {
-		id, err := s.Backend.RunPolicy(c.Request.Context(), c.Param("id"), jobs.TriggerManual)
+		id, err := s.be().RunPolicy(c.Request.Context(), c.Param("id"), jobs.TriggerManual)
 		if err != nil {
 			fail(c, http.StatusConflict, "%v", err)
 			return
@@ -250,7 +288,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	route("GET", "/jobs", access.PermView, s.jobs)
 	route("GET", "/jobs/:id", access.PermView, func(c *gin.Context) {
-		j, err := s.Backend.Job(c.Param("id"))
+		j, err := s.be().Job(c.Param("id"))
 		if err != nil {
 			fail(c, http.StatusNotFound, "%v", err)
 			return
@@ -258,7 +296,7 @@ func (s *Server) Handler() http.Handler {
 		c.JSON(http.StatusOK, j)
 	})
 	route("POST", "/jobs/:id/cancel", access.PermOperate, func(c *gin.Context) {
-		if err := s.Backend.Cancel(c.Param("id")); err != nil {
+		if err := s.be().Cancel(c.Param("id")); err != nil {
 			fail(c, http.StatusConflict, "%v", err)
 			return
 		}
@@ -275,6 +313,7 @@ func (s *Server) Handler() http.Handler {
 	route("POST", "/points/:id/files/put-back", access.PermRestore, s.putFilesBack)
 	route("GET", "/files/search", access.PermBrowse, s.searchFiles)
 	route("GET", "/files/versions", access.PermBrowse, s.fileVersions)
+	s.pageRoutesOn(r)
 	return r
 }
 
@@ -297,7 +336,7 @@ func (s *Server) logRequests(c *gin.Context) {
 }
 
 func (s *Server) vms(c *gin.Context) {
-	rep, err := s.Backend.Protection(c.Request.Context())
+	rep, err := s.be().Protection(c.Request.Context())
 	if err != nil {
 		fail(c, http.StatusBadGateway, "%v", err)
 		return
@@ -306,7 +345,7 @@ func (s *Server) vms(c *gin.Context) {
 }
 
 func (s *Server) protection(c *gin.Context) {
-	rep, err := s.Backend.Protection(c.Request.Context())
+	rep, err := s.be().Protection(c.Request.Context())
 	if err != nil {
 		fail(c, http.StatusBadGateway, "%v", err)
 		return
@@ -329,7 +368,7 @@ func (s *Server) createPolicy(c *gin.Context) {
 	if !decodeStrict(c, &p) {
 		return
 	}
-	p, err := s.Backend.CreatePolicy(p)
+	p, err := s.be().CreatePolicy(p)
 	if err != nil {
 		fail(c, http.StatusUnprocessableEntity, "%v", err)
 		return
@@ -343,7 +382,7 @@ func (s *Server) updatePolicy(c *gin.Context) {
 		return
 	}
 	p.ID = c.Param("id")
-	p, err := s.Backend.UpdatePolicy(p)
+	p, err := s.be().UpdatePolicy(p)
 	if err != nil {
 		fail(c, http.StatusUnprocessableEntity, "%v", err)
 		return
@@ -358,12 +397,12 @@ func (s *Server) jobs(c *gin.Context) {
 			f.States = append(f.States, jobs.JobState(x))
 		}
 	}
-	c.JSON(http.StatusOK, s.Backend.Jobs(f))
+	c.JSON(http.StatusOK, s.be().Jobs(f))
 }
 
 // events streams job changes and progress as server-sent events.
 func (s *Server) events(c *gin.Context) {
-	ch, cancel := s.Backend.Subscribe()
+	ch, cancel := s.be().Subscribe()
 	defer cancel()
 	c.Header("Content-Type", "text/event-stream")
 	c.Header("X-Accel-Buffering", "no")
@@ -408,7 +447,7 @@ type pointSummary struct {
 }
 
 func (s *Server) points(c *gin.Context) {
-	pts, err := s.Backend.Points()
+	pts, err := s.be().Points()
 	if err != nil {
 		fail(c, http.StatusInternalServerError, "%v", err)
 		return
@@ -423,7 +462,7 @@ func (s *Server) points(c *gin.Context) {
 		for _, d := range p.Disks {
 			ps.Disks = append(ps.Disks, d.Name)
 		}
-		if h, err := s.Backend.Catalogs().Header(p.ID); err == nil {
+		if h, err := s.be().Catalogs().Header(p.ID); err == nil {
 			ps.Recoverability, ps.Findings = h.Verdict, h.Findings
 		}
 		out = append(out, ps)
@@ -446,7 +485,7 @@ func (s *Server) exportDisk(c *gin.Context) {
 		return
 	}
 	disk := c.Param("disk")
-	r, err := s.Backend.OpenDisk(id, disk)
+	r, err := s.be().OpenDisk(id, disk)
 	if err != nil {
 		fail(c, http.StatusNotFound, "%v", err)
 		return
@@ -505,7 +544,7 @@ func (s *Server) restoreVM(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "a restore needs the new VM's name")
 		return
 	}
-	res, err := s.Backend.RestoreVM(c.Request.Context(), restore.Request{
+	res, err := s.be().RestoreVM(c.Request.Context(), restore.Request{
 		Point: id, Name: req.Name, Datacenter: req.Datacenter, Folder: req.Folder, Host: req.Host,
 		ResourcePool: req.ResourcePool, Datastore: req.Datastore, Network: req.Network,
 		Isolated: req.Isolated, PowerOn: req.PowerOn, Disks: req.Disks,

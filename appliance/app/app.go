@@ -26,7 +26,45 @@ const (
 	VCenterFile = "vcenter.json"
 	IDFile      = "appliance-id"
 	JobsDir     = "jobs"
+	// PoolFile names the directory of the storage pool the store lives
+	// in, when it is not the state directory itself (the setup wizard's
+	// storage step writes it).
+	PoolFile = "pool.json"
 )
+
+// poolFile records where the store is.
+type poolFile struct {
+	Path string `json:"path"`
+}
+
+// StorePath is where dir's store lives: DIR/store, or POOL/store when
+// the setup wizard put the store on a pool.
+func StorePath(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, PoolFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return filepath.Join(dir, StoreDir), nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the pool location: %w", err)
+	}
+	var pf poolFile
+	if err := json.Unmarshal(b, &pf); err != nil || !filepath.IsAbs(pf.Path) {
+		return "", fmt.Errorf("read the pool location %s: not a JSON object with an absolute path", PoolFile)
+	}
+	return filepath.Join(pf.Path, StoreDir), nil
+}
+
+// SetPool records that the store lives in the pool mounted at path.
+func SetPool(dir, path string) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("pool %q: the path must be absolute", path)
+	}
+	b, _ := json.Marshal(poolFile{Path: filepath.Clean(path)})
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(dir, PoolFile), b)
+}
 
 // App is an opened appliance state directory.
 type App struct {
@@ -55,7 +93,11 @@ func Init(dir string) error {
 	} else if err != nil {
 		return err
 	}
-	if err := store.Init(filepath.Join(dir, StoreDir), key, store.InitOptions{}); err != nil && !errors.Is(err, store.ErrExists) {
+	sp, err := StorePath(dir)
+	if err != nil {
+		return err
+	}
+	if err := store.Init(sp, key, store.InitOptions{}); err != nil && !errors.Is(err, store.ErrExists) {
 		return err
 	}
 	idp := filepath.Join(dir, IDFile)
@@ -87,7 +129,11 @@ func Open(ctx context.Context, dir string, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, filepath.Join(dir, StoreDir), key, store.Options{Logger: log})
+	sp, err := StorePath(dir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, sp, key, store.Options{Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -32,9 +32,10 @@ type Reference struct {
 
 // LineOptions describes a time-line chart.
 type LineOptions struct {
-	// ID prefixes the ids of the chart's title and description. Leave it
-	// empty to derive one from the content; set it when one page shows the
-	// same data twice.
+	// ID prefixes the ids of the chart's title and description. Empty
+	// means one derived from the content, so distinct charts on a page get
+	// distinct ids; two identical charts then share them (harmless, as
+	// they name identical text), which an ID keeps HTML-valid.
 	ID    string
 	Title string
 	// Description is the text alternative read by screen readers. Empty
@@ -93,10 +94,19 @@ func TimeLine(opts LineOptions) template.HTML {
 	id := chartID(opts.ID, func(hh *idHash) {
 		hh.str("timeline")
 		hh.str(opts.Title)
+		hh.str(opts.Description)
+		hh.str(opts.Y.Label)
+		hh.u64(uint64(opts.Y.Unit))
+		hh.str(opts.XLabel)
+		if r := opts.Reference; r != nil {
+			hh.str(r.Label)
+			hh.f64(r.Value)
+		}
+		hh.time(opts.Now)
 		for i, s := range opts.Series {
 			hh.str(s.Name)
 			for _, p := range series[i] {
-				hh.u64(uint64(p.X.UnixNano()))
+				hh.time(p.X)
 				hh.f64(p.Y)
 			}
 		}
@@ -145,6 +155,10 @@ func TimeLine(opts LineOptions) template.HTML {
 	}
 	if ref != nil {
 		lo, hi = math.Min(lo, ref.Value), math.Max(hi, ref.Value)
+		if ref.Value > 0 && ref.Value == hi {
+			// Room above the line for its label.
+			hi += (hi/2 - lo/2) * 0.2
+		}
 	}
 
 	// Vertical layout: legend on top, time labels below.
@@ -152,7 +166,7 @@ func TimeLine(opts LineOptions) template.HTML {
 	top := 12.0
 	if len(opts.Series) > 1 {
 		legend = layoutLegend(opts.Series, w)
-		top = 10 + float64(legend[len(legend)-1].row+1)*legendRowHeight
+		top = 18 + float64(legend[len(legend)-1].row+1)*legendRowHeight
 	}
 	bottom := 24.0
 	if opts.XLabel != "" {

@@ -10,6 +10,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -31,9 +32,9 @@ const (
 func seriesColor(i int) string {
 	switch i % 6 {
 	case 1:
-		return "#c2410c" // vermillion
-	case 2:
 		return "#047857" // bluish green
+	case 2:
+		return "#c2410c" // vermillion
 	case 3:
 		return "#9d3a86" // reddish purple
 	case 4:
@@ -181,3 +182,8 @@ func (h *idHash) u64(v uint64) {
 }
 
 func (h *idHash) f64(v float64) { h.u64(math.Float64bits(v)) }
+
+func (h *idHash) time(t time.Time) {
+	h.u64(uint64(t.Unix()))
+	h.u64(uint64(t.Nanosecond()))
+}

@@ -62,7 +62,7 @@ func stepTicks(lo, hi, mant float64, exp int) ([]float64, float64) {
 	}
 	step := at(1)
 	first, last := math.Floor(lo/step), math.Ceil(hi/step)
-	if !finite(first) || !finite(last) || last-first > maxTicks {
+	if !finite(first) || !finite(last) || last-first > maxTicks || !finite(at(first)) || !finite(at(last)) {
 		return []float64{lo, hi}, hi - lo
 	}
 	ticks := make([]float64, 0, int(last-first)+1)
