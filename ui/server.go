@@ -53,6 +53,13 @@ type Backend interface {
 	CatalogPoint(ctx context.Context, id point.ID) (*catalog.Catalog, error)
 	OpenPointFiles(ctx context.Context, id point.ID) (*catalog.PointFiles, *catalog.Catalog, error)
 	PutFilesBack(ctx context.Context, req app.PutBackRequest) (*restore.PutResult, error)
+	// The storage pool.
+	PoolState() (app.Pool, error)
+	CapacityHistory() ([]app.CapacitySample, error)
+	VerifyStore(ctx context.Context, sample float64) (*store.VerifyReport, error)
+	CollectGarbage(ctx context.Context, dryRun bool) (store.GCStats, error)
+	LockPoint(id point.ID, until time.Time) error
+	PointLock(id point.ID) (time.Time, error)
 }
 
 // Server is the appliance's HTTPS server.
@@ -313,6 +320,12 @@ func (s *Server) Handler() http.Handler {
 	route("POST", "/points/:id/files/put-back", access.PermRestore, s.putFilesBack)
 	route("GET", "/files/search", access.PermBrowse, s.searchFiles)
 	route("GET", "/files/versions", access.PermBrowse, s.fileVersions)
+	route("GET", "/storage", access.PermView, s.storageState)
+	route("GET", "/storage/capacity", access.PermView, s.capacity)
+	route("POST", "/storage/verify", access.PermOperate, s.verifyStore)
+	route("POST", "/storage/gc", access.PermOperate, s.collectGarbage)
+	route("GET", "/points/:id/lock", access.PermBrowse, s.pointLock)
+	route("PUT", "/points/:id/lock", access.PermConfigure, s.setPointLock)
 	s.pageRoutesOn(r)
 	return r
 }

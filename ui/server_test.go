@@ -105,6 +105,32 @@ func (f *fakeBackend) PutFilesBack(ctx context.Context, req app.PutBackRequest) 
 	return nil, fmt.Errorf("point %s: %w", req.Point, catalog.ErrNoCatalog)
 }
 
+func (f *fakeBackend) PoolState() (app.Pool, error) {
+	return app.Pool{Path: "/pool", Size: 10 << 30, Used: 2 << 30, Free: 8 << 30, Store: store.Stats{Points: 1, Logical: 4 << 30, Stored: 1 << 30}}, nil
+}
+func (f *fakeBackend) CapacityHistory() ([]app.CapacitySample, error) {
+	now := time.Now()
+	return []app.CapacitySample{{Time: now.Add(-48 * time.Hour), Used: 0, Size: 10 << 30}, {Time: now.Add(-24 * time.Hour), Used: 1 << 30, Size: 10 << 30}, {Time: now, Used: 2 << 30, Size: 10 << 30}}, nil
+}
+func (f *fakeBackend) VerifyStore(ctx context.Context, sample float64) (*store.VerifyReport, error) {
+	return &store.VerifyReport{Containers: 3}, nil
+}
+func (f *fakeBackend) CollectGarbage(ctx context.Context, dryRun bool) (store.GCStats, error) {
+	return store.GCStats{Points: 1}, nil
+}
+func (f *fakeBackend) LockPoint(id point.ID, until time.Time) error {
+	if id != "20261123T000000.000000Z-00000001" {
+		return store.ErrNoPoint
+	}
+	return nil
+}
+func (f *fakeBackend) PointLock(id point.ID) (time.Time, error) {
+	if id != "20261123T000000.000000Z-00000001" {
+		return time.Time{}, store.ErrNoPoint
+	}
+	return time.Time{}, nil
+}
+
 func startServer(t *testing.T) (*Server, *fakeBackend, *http.Client) {
 	t.Helper()
 	dir := t.TempDir()
@@ -413,6 +439,33 @@ func TestLoginAndAPI(t *testing.T) {
 	}
 	if code, _ := do(t, c, "GET", s.URL()+"/api/v1/jobs", tok, ""); code != 401 {
 		t.Fatalf("token still valid after logout: %d", code)
+	}
+}
+
+func TestStorageAPI(t *testing.T) {
+	s, _, c := startServer(t)
+	tok := login(t, s, c)
+	code, body := do(t, c, "GET", s.URL()+"/api/v1/storage/capacity", tok, "")
+	if code != 200 || !strings.Contains(body, `"days_left":7.99`) || !strings.Contains(body, `"growth_bytes_per_day":1073741824`) {
+		t.Errorf("capacity: %d %s", code, body)
+	}
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+	}{
+		{"GET", "/api/v1/storage", "", 200},
+		{"POST", "/api/v1/storage/verify", `{"sample":0.1}`, 200},
+		{"POST", "/api/v1/storage/verify", `{"sample":2}`, 400},
+		{"POST", "/api/v1/storage/gc", `{"dry_run":true}`, 200},
+		{"POST", "/api/v1/storage/gc", `{"dry":true}`, 400},
+		{"PUT", "/api/v1/points/20261123T000000.000000Z-00000001/lock", `{"until":"2099-01-01T00:00:00Z"}`, 200},
+		{"PUT", "/api/v1/points/20261123T000000.000000Z-00000001/lock", `{"until":"2001-01-01T00:00:00Z"}`, 400},
+		{"PUT", "/api/v1/points/20261123T000000.000000Z-00000002/lock", `{"until":"2099-01-01T00:00:00Z"}`, 404},
+		{"GET", "/api/v1/points/bad/lock", "", 400},
+	} {
+		if code, body := do(t, c, tc.method, s.URL()+tc.path, tok, tc.body); code != tc.code {
+			t.Errorf("%s %s %s: %d %s, want %d", tc.method, tc.path, tc.body, code, body, tc.code)
+		}
 	}
 }
 

@@ -73,6 +73,8 @@ type App struct {
 	Store *store.Store
 	Vault *secrets.Vault
 	Log   *slog.Logger
+
+	capacity capacityLog
 }
 
 // Init prepares dir: a new store with a fresh master key (in a key file

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"coffer.dev/coffer/appliance/jobs"
 	"coffer.dev/coffer/appliance/restore"
@@ -22,6 +23,40 @@ type Services struct {
 	mu     sync.Mutex
 	client *vsphere.Client
 	engine *vsphere.Engine
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// sampleCapacity records the pool's usage at start, hourly, and after
+// each finished job (for the capacity chart and forecast).
+func (s *Services) sampleCapacity() {
+	defer s.wg.Done()
+	events, cancel := s.Manager.Subscribe()
+	defer cancel()
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	sample := func(gap time.Duration) {
+		if err := s.app.SampleCapacity(gap); err != nil {
+			s.app.Log.Warn("could not record the pool's usage", "err", err)
+		}
+	}
+	sample(10 * time.Minute)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+			sample(30 * time.Minute)
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if ev.Type == jobs.EventJob && ev.JobState.Finished() {
+				sample(0)
+			}
+		}
+	}
 }
 
 // StartServices opens the job manager in the state directory and starts
@@ -42,12 +77,20 @@ func (a *App) StartServices(ctx context.Context, o jobs.Options) (*Services, err
 		m.Close()
 		return nil, err
 	}
+	s.stop = make(chan struct{})
+	s.wg.Add(1)
+	go s.sampleCapacity()
 	return s, nil
 }
 
 // Close stops the jobs (running ones are marked interrupted) and logs
 // out.
 func (s *Services) Close() error {
+	if s.stop != nil {
+		close(s.stop)
+		s.wg.Wait()
+		s.stop = nil
+	}
 	err := s.Manager.Close()
 	s.mu.Lock()
 	if s.client != nil {
