@@ -10,6 +10,8 @@ import (
 // appPages registers the management pages.
 func (s *Server) appPages(g *gin.RouterGroup) {
 	s.page(g, "GET", "/", access.PermView, "/", s.dashboardPage)
+	s.monitorPages(g)
+	s.managePages(g)
 }
 
 // dashboardView is the dashboard's data.
