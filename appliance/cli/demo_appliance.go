@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"coffer.dev/coffer/appliance/catalog"
 	"coffer.dev/coffer/appliance/jobs"
 	"coffer.dev/coffer/appliance/jobs/schedule"
+	"coffer.dev/coffer/appliance/setup"
 	"coffer.dev/coffer/appliance/vsphere"
 	"coffer.dev/coffer/appliance/vsphere/vcsim"
 	"coffer.dev/coffer/store"
@@ -54,6 +56,7 @@ func runDemo(ctx context.Context, env *Env, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:8443", "HTTPS address of the API")
 	serve := fs.Bool("serve", true, "keep serving the API after the first backup (until Ctrl-C)")
 	scale := fs.Int("scale", 100, "disk sizes in percent of the defaults (tests use less)")
+	wizard := fs.Bool("wizard", false, "serve a fresh appliance with the setup wizard instead of setting it up (the embedded vCenter's address and login are printed)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
@@ -109,6 +112,9 @@ func runDemo(ctx context.Context, env *Env, args []string) error {
 	_ = os.RemoveAll(filepath.Join(*dir, "images"))
 
 	state := filepath.Join(*dir, "appliance")
+	if *wizard {
+		return demoWizard(ctx, env, sim, state, filepath.Join(*dir, "pool"), *listen)
+	}
 	say("\n== Setting up the appliance in %s", state)
 	if err := app.Init(state); err != nil {
 		return err
@@ -367,5 +373,54 @@ func demoFiles(ctx context.Context, env *Env, a *app.App, dir string) error {
 		return fmt.Errorf("demo: restore %s: %w", h.Path, err)
 	}
 	say("   restored %s of %s (%s) to %s in %s — the VM's disk was not restored", h.Path, h.Name, human(n), out, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// demoWizard serves a fresh appliance: the administrator goes through
+// the setup wizard in the browser against the embedded vCenter.
+func demoWizard(ctx context.Context, env *Env, sim *vcsim.Sim, state, pool, listen string) error {
+	say := func(format string, a ...any) { fmt.Fprintf(env.Stdout, format+"\n", a...) }
+	abs, err := filepath.Abs(state)
+	if err != nil {
+		return err
+	}
+	if pool, err = filepath.Abs(pool); err != nil {
+		return err
+	}
+	srv := &ui.Server{Dir: abs, Addr: listen, Log: env.Log, Hostname: "coffer-demo"}
+	var (
+		mu   sync.Mutex
+		done []func() error
+	)
+	w, err := setup.Open(ctx, setup.Options{Dir: abs, PoolDir: pool, Log: env.Log, OnComplete: func(a *app.App, svc *app.Services) {
+		mu.Lock()
+		done = append(done, a.Close, svc.Close)
+		mu.Unlock()
+		srv.SetBackend(svc)
+	}})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := len(done) - 1; i >= 0; i-- {
+			_ = done[i]()
+		}
+		w.Close()
+	}()
+	srv.Setup = w
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer srv.Shutdown(context.Background())
+	user, pass := sim.Credentials()
+	say("\n== A fresh appliance: run the setup wizard in your browser")
+	say("   Open %s to set up this appliance (certificate SHA-256 %s)", srv.URL(), srv.CertificateFingerprint())
+	say("   vCenter address %s, user %s, password %s", sim.URL().String(), user, pass)
+	say("   vCenter certificate SHA-256 %s", sim.SHA256Thumbprint())
+	say("   storage pool: the directory %s stands in for the RAID pool", pool)
+	say("   Ctrl-C stops the demo.")
+	<-ctx.Done()
 	return nil
 }

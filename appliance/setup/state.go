@@ -203,6 +203,9 @@ func SplitList(s string) []string {
 	return out
 }
 
+// LoadState reads the wizard's state in dir (a fresh one if none).
+func LoadState(dir string) (State, error) { return loadState(dir) }
+
 func loadState(dir string) (State, error) {
 	var st State
 	b, err := os.ReadFile(filepath.Join(dir, StateFile))
