@@ -24,8 +24,9 @@ type Services struct {
 	client *vsphere.Client
 	engine *vsphere.Engine
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	alerts *alerter
 }
 
 // sampleCapacity records the pool's usage at start, hourly, and after
@@ -78,8 +79,13 @@ func (a *App) StartServices(ctx context.Context, o jobs.Options) (*Services, err
 		return nil, err
 	}
 	s.stop = make(chan struct{})
-	s.wg.Add(1)
+	s.alerts = &alerter{svc: s}
+	s.wg.Add(2)
 	go s.sampleCapacity()
+	go func() {
+		defer s.wg.Done()
+		s.alerts.run(s.stop)
+	}()
 	return s, nil
 }
 

@@ -126,7 +126,11 @@ func (s *Services) CapacityHistory() ([]CapacitySample, error) { return s.app.Ca
 // VerifyStore checks the store (sample: fraction of the data re-read;
 // 0 or 1 reads all).
 func (s *Services) VerifyStore(ctx context.Context, sample float64) (*store.VerifyReport, error) {
-	return s.app.Store.Verify(ctx, store.VerifyOptions{Sample: sample})
+	rep, err := s.app.Store.Verify(ctx, store.VerifyOptions{Sample: sample})
+	if e, bad := VerifyDamageEvent(rep); bad && s.alerts != nil {
+		s.alerts.send(ctx, e)
+	}
+	return rep, err
 }
 
 // CollectGarbage frees the chunks no point uses any more.

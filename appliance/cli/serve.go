@@ -144,4 +144,3 @@ func runAdmin(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "administrator %s set (password stored as a bcrypt hash)\n", *user)
 	return nil
 }
-

@@ -29,6 +29,10 @@
 // does not count as sent. Daily summaries and test events are never held
 // back.
 //
+// Channels are served at once, each within Options.Timeout (two minutes
+// by default) and the caller's context; Notify returns when all are done,
+// with one error per failed channel.
+//
 // # Email
 //
 // Mail goes through net/smtp. Security "starttls" (the default) insists

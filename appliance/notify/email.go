@@ -87,7 +87,8 @@ func (c *emailChannel) deliver(ctx context.Context, e Event) (err error) {
 		return err
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
+	dl, hasDeadline := ctx.Deadline()
+	if hasDeadline {
 		if err := conn.SetDeadline(dl); err != nil {
 			return fmt.Errorf("set deadline: %w", err)
 		}
@@ -95,8 +96,13 @@ func (c *emailChannel) deliver(ctx context.Context, e Event) (err error) {
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	defer func() {
-		if err != nil && ctx.Err() != nil {
+		// The connection's deadline may pass a moment before ctx's.
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
 			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+		case hasDeadline && !time.Now().Before(dl):
+			err = fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
 		}
 	}()
 

@@ -57,11 +57,13 @@ func (s Severity) Valid() bool {
 // Event is one notification.
 type Event struct {
 	Kind     Kind
-	Severity Severity // empty means info
+	Severity Severity  // empty means info
 	Time     time.Time // zero means now (Options.Now)
 	Subject  string    // one line (line breaks become spaces), at most 200 characters
 	Text     string    // plain text body
 	// Fields are facts for machines and people, such as "job" or "vm".
+	// Mails list them under the text (except in the daily summary, whose
+	// text has them already); webhooks carry them as an object.
 	Fields map[string]string
 	Link   string // URL into the user interface; optional
 }

@@ -28,7 +28,12 @@ func mailSubject(hostname, subject string) string {
 // mailMessage renders e as an RFC 5322 message in UTF-8, quoted-printable.
 func mailMessage(e Event, date time.Time, from *mail.Address, to []*mail.Address, hostname string) []byte {
 	var b bytes.Buffer
-	header := func(name, value string) { b.WriteString(name + ": " + value + "\r\n") }
+	header := func(name, value string) {
+		if !strings.HasPrefix(value, "\r\n") {
+			value = " " + value
+		}
+		b.WriteString(name + ":" + value + "\r\n")
+	}
 	header("Date", date.Format(time.RFC1123Z))
 	header("From", from.String())
 	tos := make([]string, len(to))
@@ -60,7 +65,8 @@ func mailBody(e Event, hostname string) string {
 	if text != "" {
 		b.WriteString(text + "\n\n")
 	}
-	if len(e.Fields) > 0 {
+	// The summary's text has its fields already, for people.
+	if len(e.Fields) > 0 && e.Kind != KindDailySummary {
 		width := 0
 		for k := range e.Fields {
 			width = max(width, utf8.RuneCountInString(k))
@@ -84,8 +90,7 @@ func mailBody(e Event, hostname string) string {
 }
 
 // encodeHeader returns s as it may stand in a header: as is when it is
-// printable ASCII, otherwise as RFC 2047 encoded-words folded onto lines
-// of their own.
+// printable ASCII, otherwise as RFC 2047 encoded-words, folded.
 func encodeHeader(s string) string {
 	ascii := true
 	for _, r := range s {
@@ -97,7 +102,9 @@ func encodeHeader(s string) string {
 	if ascii {
 		return s
 	}
-	return strings.ReplaceAll(mime.QEncoding.Encode("utf-8", s), "?= =?", "?=\r\n =?")
+	// Each encoded-word goes on a line of its own, the first one too, so
+	// that no line is longer than 78 characters.
+	return "\r\n " + strings.ReplaceAll(mime.QEncoding.Encode("utf-8", s), "?= =?", "?=\r\n =?")
 }
 
 // messageIDDomain is the part of a Message-ID after the "@": the sender's
@@ -112,15 +119,12 @@ func messageIDDomain(addr string) string {
 	return "coffer.invalid"
 }
 
-// oneLine replaces control characters (line breaks included) by spaces
-// and trims s.
+// oneLine turns every run of white space and control characters (line
+// breaks included) into one space, and trims s.
 func oneLine(s string) string {
-	return strings.TrimSpace(strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s))
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r)
+	}), " ")
 }
 
 // cut shortens s to n characters, marking the cut with an ellipsis.

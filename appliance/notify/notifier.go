@@ -102,7 +102,8 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 // Options.Repeat ago is not sent to it again. The error, if any, joins one
 // error per channel that failed, each naming the channel.
 func (n *Notifier) Notify(ctx context.Context, e Event) error {
-	e, err := e.normalise(n.now())
+	now := n.now()
+	e, err := e.normalise(now)
 	if err != nil {
 		return fmt.Errorf("notify: %w", err)
 	}
@@ -115,7 +116,7 @@ func (n *Notifier) Notify(ctx context.Context, e Event) error {
 		undo := func() {}
 		if e.Kind.repeatable() {
 			var ok bool
-			undo, ok = n.repeats.claim(repeatKey{channel: i, kind: e.Kind, subject: e.Subject}, n.now())
+			undo, ok = n.repeats.claim(repeatKey{channel: i, kind: e.Kind, subject: e.Subject}, now)
 			if !ok {
 				n.log.DebugContext(ctx, "notification held back: sent recently",
 					"channel", ch.name(), "kind", e.Kind, "subject", e.Subject)
