@@ -137,13 +137,6 @@ func runRemote(ctx context.Context, env *Env, args []string) error {
 	return usagef("remote: unknown command %q", cmd)
 }
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
 type remote struct {
 	c        *client.Client
 	env      *Env
@@ -411,7 +404,7 @@ func (r *remote) search(ctx context.Context, args []string) error {
 	tw := tabwriter.NewWriter(r.env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "POINT\tVM\tPATH\tSIZE\tMODIFIED")
 	for _, h := range hits {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h.Point, h.Name, h.Path, human(h.Size), h.ModTime.Local().Format("2006-01-02 15:04"))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h.Point, h.Name, h.Path, human(h.Size), h.MTime.Local().Format("2006-01-02 15:04"))
 	}
 	return tw.Flush()
 }
@@ -480,11 +473,6 @@ func (r *remote) export(ctx context.Context, args []string) error {
 	}
 	return r.save(ctx, "/points/"+url.PathEscape(rest[0])+"/disks/"+url.PathEscape(rest[1])+"/export", url.Values{"format": {*format}}, *out)
 }
-
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func (r *remote) restore(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("remote restore", flag.ContinueOnError)
