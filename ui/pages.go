@@ -338,6 +338,7 @@ func (s *Server) pageRoutesOn(r *gin.Engine) {
 	s.page(g, "POST", "/logout", access.PermSelf, "", s.logoutSubmit)
 	pages := g.Group("", s.pageBackend)
 	s.appPages(pages)
+	s.notificationsPages(pages)
 }
 
 // pageBackend shows an error page while the appliance has no backend.

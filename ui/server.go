@@ -23,6 +23,7 @@ import (
 	"coffer.dev/coffer/appliance/audit"
 	"coffer.dev/coffer/appliance/catalog"
 	"coffer.dev/coffer/appliance/jobs"
+	"coffer.dev/coffer/appliance/notify"
 	"coffer.dev/coffer/appliance/restore"
 	"coffer.dev/coffer/appliance/restore/export"
 	"coffer.dev/coffer/appliance/vsphere"
@@ -60,6 +61,11 @@ type Backend interface {
 	CollectGarbage(ctx context.Context, dryRun bool) (store.GCStats, error)
 	LockPoint(id point.ID, until time.Time) error
 	PointLock(id point.ID) (time.Time, error)
+	// Notifications: settings shown without secrets; empty secrets on
+	// saving keep the stored ones.
+	Notifications() (notify.Config, error)
+	SetNotifications(notify.Config) error
+	TestNotifications(ctx context.Context) error
 }
 
 // Server is the appliance's HTTPS server.
@@ -84,9 +90,10 @@ type Server struct {
 	pageRoutes []PageRoute
 	tmpl       templates
 	backend    atomic.Pointer[backendBox]
+	lastVerify atomic.Pointer[monVerifyResult]
 	srv        *http.Server
 	ln         net.Listener
-	cert       tls.Certificate
+	cert       atomic.Pointer[tls.Certificate]
 	closer     []func() error
 }
 
@@ -130,15 +137,17 @@ func (s *Server) Start() error {
 	if err != nil {
 		return err
 	}
-	s.cert = cert
+	s.setCert(cert)
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.Addr, err)
 	}
 	s.ln = ln
 	s.srv = &http.Server{
-		Handler:           s.Handler(),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		Handler: s.Handler(),
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return s.cert.Load(), nil
+		}},
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
 	}
@@ -180,7 +189,17 @@ const AuditFile = "audit.log"
 func (s *Server) URL() string { return "https://" + s.ln.Addr().String() }
 
 // CertificateFingerprint is the SHA-256 thumbprint of the served certificate.
-func (s *Server) CertificateFingerprint() string { return Fingerprint(s.cert) }
+func (s *Server) CertificateFingerprint() string { return Fingerprint(s.currentCert()) }
+
+// setCert swaps the served certificate (new connections use it at once).
+func (s *Server) setCert(c tls.Certificate) { s.cert.Store(&c) }
+
+func (s *Server) currentCert() tls.Certificate {
+	if c := s.cert.Load(); c != nil {
+		return *c
+	}
+	return tls.Certificate{}
+}
 
 // Shutdown stops the server.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -255,6 +274,7 @@ func (s *Server) Handler() http.Handler {
 
 	own("POST", "/logout", access.PermSelf, s.logout)
 	own("GET", "/me", access.PermSelf, s.me)
+	own("GET", "/openapi.json", access.PermSelf, s.openAPIDoc)
 	own("POST", "/me/password", access.PermSelf, s.changeOwnPassword)
 	own("GET", "/users", access.PermAdmin, s.listUsers)
 	own("POST", "/users", access.PermAdmin, s.createUser)
@@ -264,6 +284,9 @@ func (s *Server) Handler() http.Handler {
 	own("POST", "/tokens", access.PermAdmin, s.createToken)
 	own("DELETE", "/tokens/:id", access.PermAdmin, s.revokeToken)
 	own("GET", "/audit", access.PermAdmin, s.auditEntries)
+	own("GET", "/certificate", access.PermView, s.certificateInfo)
+	own("POST", "/certificate/csr", access.PermAdmin, s.certificateRequest)
+	own("PUT", "/certificate", access.PermAdmin, s.installCertificate)
 
 	route("GET", "/vms", access.PermView, s.vms)
 	route("GET", "/protection", access.PermView, s.protection)
@@ -320,6 +343,9 @@ func (s *Server) Handler() http.Handler {
 	route("POST", "/points/:id/files/put-back", access.PermRestore, s.putFilesBack)
 	route("GET", "/files/search", access.PermBrowse, s.searchFiles)
 	route("GET", "/files/versions", access.PermBrowse, s.fileVersions)
+	route("GET", "/notifications", access.PermAdmin, s.notifications)
+	route("PUT", "/notifications", access.PermAdmin, s.setNotifications)
+	route("POST", "/notifications/test", access.PermAdmin, s.testNotifications)
 	route("GET", "/storage", access.PermView, s.storageState)
 	route("GET", "/storage/capacity", access.PermView, s.capacity)
 	route("POST", "/storage/verify", access.PermOperate, s.verifyStore)

@@ -16,6 +16,7 @@ import (
 	"coffer.dev/coffer/appliance/app"
 	"coffer.dev/coffer/appliance/catalog"
 	"coffer.dev/coffer/appliance/jobs"
+	"coffer.dev/coffer/appliance/notify"
 	"coffer.dev/coffer/appliance/restore"
 	"coffer.dev/coffer/appliance/vsphere"
 	"coffer.dev/coffer/store"
@@ -29,6 +30,7 @@ type fakeBackend struct {
 	catalogDir string
 	policies   []jobs.Policy
 	events     chan jobs.Event
+	notify     notify.Config
 }
 
 func (f *fakeBackend) Inventory(context.Context) (*vsphere.Inventory, error) {
@@ -129,6 +131,21 @@ func (f *fakeBackend) PointLock(id point.ID) (time.Time, error) {
 		return time.Time{}, store.ErrNoPoint
 	}
 	return time.Time{}, nil
+}
+
+func (f *fakeBackend) Notifications() (notify.Config, error) { return app.Redact(f.notify), nil }
+func (f *fakeBackend) SetNotifications(c notify.Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	f.notify = c
+	return nil
+}
+func (f *fakeBackend) TestNotifications(ctx context.Context) error {
+	if f.notify.Email == nil && len(f.notify.Webhooks) == 0 {
+		return errors.New("no notification channel is configured")
+	}
+	return nil
 }
 
 func startServer(t *testing.T) (*Server, *fakeBackend, *http.Client) {
@@ -466,6 +483,28 @@ func TestStorageAPI(t *testing.T) {
 		if code, body := do(t, c, tc.method, s.URL()+tc.path, tok, tc.body); code != tc.code {
 			t.Errorf("%s %s %s: %d %s, want %d", tc.method, tc.path, tc.body, code, body, tc.code)
 		}
+	}
+}
+
+func TestNotificationsAPI(t *testing.T) {
+	s, _, c := startServer(t)
+	tok := login(t, s, c)
+	if code, body := do(t, c, "POST", s.URL()+"/api/v1/notifications/test", tok, ""); code != 502 || !strings.Contains(body, "no notification channel") {
+		t.Errorf("test without channels: %d %s", code, body)
+	}
+	if code, _ := do(t, c, "PUT", s.URL()+"/api/v1/notifications", tok, `{"email":{"host":"","from":"x","to":[]}}`); code != 422 {
+		t.Errorf("bad settings: %d", code)
+	}
+	code, body := do(t, c, "PUT", s.URL()+"/api/v1/notifications", tok, `{"email":{"host":"smtp.example.com","username":"coffer","password":"Smtp-Secret-1","from":"coffer@example.com","to":["ops@example.com"]},"webhooks":[{"name":"ops","url":"https://hooks.example.com/x","secret":"Hook-Secret-2"}]}`)
+	if code != 200 || strings.Contains(body, "Smtp-Secret-1") || strings.Contains(body, "Hook-Secret-2") || !strings.Contains(body, "(set)") {
+		t.Errorf("save: %d %s", code, body)
+	}
+	code, body = do(t, c, "GET", s.URL()+"/api/v1/notifications", tok, "")
+	if code != 200 || strings.Contains(body, "Secret-") {
+		t.Errorf("settings show a secret: %s", body)
+	}
+	if code, _ := do(t, c, "POST", s.URL()+"/api/v1/notifications/test", tok, ""); code != 200 {
+		t.Errorf("test: %d", code)
 	}
 }
 

@@ -53,10 +53,12 @@ func LoadOrCreateCertificate(dir string, hosts []string) (tls.Certificate, error
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
+	seen := map[string]bool{}
 	for _, h := range append([]string{"localhost", "127.0.0.1", name}, hosts...) {
-		if h == "" {
+		if h == "" || seen[h] {
 			continue
 		}
+		seen[h] = true
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
 		} else {

@@ -49,11 +49,16 @@ function startLiveJobs() {
     try { e = JSON.parse(ev.data); } catch (_) { return; }
     nodes.forEach(function (node) {
       const want = node.dataset.liveJob;
+      if (want === "*" && e.type === "job" && node.dataset.reloadOnNewJob !== undefined &&
+          !node.querySelector('[data-job="' + CSS.escape(e.job_id) + '"]')) {
+        setTimeout(function () { window.location.reload(); }, 500);
+        return;
+      }
       if (want !== "*" && want !== e.job_id) return;
       if (e.job_state) {
         const st = node.querySelector("[data-field=state]");
         if (st) { st.textContent = e.job_state; st.className = "badge " + e.job_state; }
-        if (["succeeded", "failed", "partial", "cancelled", "interrupted"].indexOf(e.job_state) >= 0 && node.dataset.reloadOnEnd !== undefined) {
+        if (["succeeded", "warning", "failed", "interrupted", "canceled"].indexOf(e.job_state) >= 0 && node.dataset.reloadOnEnd !== undefined) {
           setTimeout(function () { window.location.reload(); }, 800);
         }
       }
