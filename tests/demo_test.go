@@ -52,11 +52,8 @@ func TestApplianceDemo(t *testing.T) {
 	for sc.Scan() {
 		line := sc.Text()
 		out.WriteString(line + "\n")
-		if i := strings.Index(line, "serving its API at "); i >= 0 {
-			url = strings.TrimSuffix(strings.TrimSpace(line[i+len("serving its API at "):]), "/api/v1")
-		}
-		if i := strings.Index(line, "log in as admin with password "); i >= 0 {
-			password = strings.TrimSpace(line[i+len("log in as admin with password "):])
+		if f := strings.Fields(line); len(f) >= 8 && f[0] == "Open" && strings.HasPrefix(f[1], "https://") && strings.Contains(line, "log in as admin with password ") {
+			url, password = f[1], f[len(f)-1]
 		}
 		if strings.Contains(line, "Ctrl-C stops the demo") {
 			break
@@ -91,6 +88,17 @@ func TestApplianceDemo(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 200 || !strings.Contains(string(body), `"protected":5`) {
 		t.Fatalf("protection report: %s %s", res.Status, body)
+	}
+	// The dashboard page, with the session cookie a browser would keep.
+	req, _ = http.NewRequest("GET", url+"/", nil)
+	req.AddCookie(&http.Cookie{Name: "__Host-coffer_session", Value: lr.Token})
+	if res, err = c.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), "Dashboard") || !strings.Contains(string(body), "<svg") {
+		t.Fatalf("dashboard: %s %.500s", res.Status, body)
 	}
 	// Export a disk of a point over the API: qcow2 streamed, raw with Range.
 	req, _ = http.NewRequest("GET", url+"/api/v1/points", nil)

@@ -110,7 +110,7 @@ func InstallCertificate(dir string, certPEM, keyPEM []byte, now time.Time) (tls.
 	}
 	c, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("the certificate does not match the key or is not PEM: %w", err)
+		return tls.Certificate{}, fmt.Errorf("the certificate and the key do not belong together or cannot be read: %w", err)
 	}
 	leaf, err := x509.ParseCertificate(c.Certificate[0])
 	if err != nil {

@@ -61,7 +61,7 @@ func TestCertificateSigningRequestFlow(t *testing.T) {
 	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	otherDER, _ := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &otherKey.PublicKey, caKey)
 	otherPEM, _ := json.Marshal(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: otherDER})))
-	if code, body := do(t, c, "PUT", s.URL()+"/api/v1/certificate", tok, `{"certificate_pem":`+string(otherPEM)+`}`); code != 422 || !strings.Contains(body, "does not match") {
+	if code, body := do(t, c, "PUT", s.URL()+"/api/v1/certificate", tok, `{"certificate_pem":`+string(otherPEM)+`}`); code != 422 || !strings.Contains(body, "do not belong together") {
 		t.Fatalf("certificate for another key: %d %s", code, body)
 	}
 	chainJSON, _ := json.Marshal(chain)

@@ -358,21 +358,9 @@ func (s *Server) manCertificateUpload(c *gin.Context) {
 	}
 	var pair tls.Certificate
 	if len(fe) == 0 {
-		pair, err = tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			fe.add("cert", "the certificate and the key do not belong together or cannot be read: "+err.Error())
-		}
-	}
-	if len(fe) == 0 {
-		leaf, err := x509.ParseCertificate(pair.Certificate[0])
-		now := time.Now()
-		switch {
-		case err != nil:
-			fe.add("cert", "the certificate cannot be parsed: "+err.Error())
-		case now.After(leaf.NotAfter):
-			fe.add("cert", "the certificate expired on "+leaf.NotAfter.UTC().Format(time.DateOnly))
-		case now.Before(leaf.NotBefore):
-			fe.add("cert", "the certificate is valid only from "+leaf.NotBefore.UTC().Format(time.DateOnly))
+		// The same checks and atomic write as PUT /api/v1/certificate.
+		if pair, err = InstallCertificate(s.Dir, certPEM, keyPEM, time.Now()); err != nil {
+			fe.add("cert", err.Error())
 		}
 	}
 	if len(fe) > 0 {
@@ -380,19 +368,11 @@ func (s *Server) manCertificateUpload(c *gin.Context) {
 		s.render(c, http.StatusUnprocessableEntity, "man-settings", "Settings", v)
 		return
 	}
-	// The key first: a new certificate with the old key would not load.
-	if err := manWriteFileAtomic(s.Dir, KeyFile, keyPEM, 0o600); err != nil {
-		s.manSettingsError(c, err, "The key could not be saved")
-		return
-	}
-	if err := manWriteFileAtomic(s.Dir, CertFile, certPEM, 0o644); err != nil {
-		s.manSettingsError(c, err, "The certificate could not be saved")
-		return
-	}
+	s.setCert(pair)
 	fp := Fingerprint(pair)
 	c.Set(ctxTarget, CertFile)
 	c.Set(ctxDetail, "UI certificate replaced, SHA-256 "+fp)
-	redirectOK(c, "/settings", "The certificate is saved (SHA-256 "+fp+"). It takes effect when the appliance restarts.")
+	redirectOK(c, "/settings", "The certificate is installed and served from now on (SHA-256 "+fp+").")
 }
 
 type manMeView struct {

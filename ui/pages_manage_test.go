@@ -312,9 +312,9 @@ func TestManagePagesForAdmin(t *testing.T) {
 	manGet(t, b, "/points/"+string(manPoint2)+"/put-back?path=/etc/nginx/nginx.conf&volume=scsi0:0/p1", 200, `value="u1" selected`, `name="guest_credentials"`, `name="dest"`)
 
 	body = manGet(t, b, "/settings", 200, "admin", "administrator", "restore-only", `action="/settings/users"`, `action="/settings/tokens"`,
-		s.CertificateFingerprint(), `enctype="multipart/form-data"`, "takes effect when the appliance restarts", "Time zone", "UTC", "Europe/Berlin")
-	if !regexp.MustCompile(`(?s)<h2[^>]*>Notifications</h2>\s*<p>configured below</p>`).MatchString(body) {
-		t.Error("no Notifications section saying \"configured below\"")
+		s.CertificateFingerprint(), `enctype="multipart/form-data"`, "serves the new certificate at once", "Time zone", "UTC", "Europe/Berlin")
+	if !regexp.MustCompile(`(?s)<h2[^>]*>Notifications</h2>\s*<p>.*href="/settings/notifications"`).MatchString(body) {
+		t.Error("no Notifications section linking to the notification settings")
 	}
 	manGet(t, b, "/me", 200, "admin", "administrator", `action="/me/password"`, `name="new2"`)
 	// Static CSS is served.
@@ -691,7 +691,7 @@ func TestManageCertificateUpload(t *testing.T) {
 	if m, _ := filepath.Glob(filepath.Join(s.Dir, ".tls.*.tmp")); len(m) > 0 {
 		t.Errorf("temporary files left: %v", m)
 	}
-	body = manGet(t, b, loc, 200, "takes effect when the appliance restarts", "served after the next restart", s.CertificateFingerprint())
+	body = manGet(t, b, loc, 200, "served from now on", s.CertificateFingerprint())
 	pair, _ := tls.X509KeyPair(certA, keyA)
 	if !strings.Contains(body, Fingerprint(pair)) {
 		t.Error("the new certificate's fingerprint is not shown")

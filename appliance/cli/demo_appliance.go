@@ -246,11 +246,13 @@ func runDemo(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer srv.Shutdown(context.Background())
-	say("\n== The appliance is serving its API at %s/api/v1", srv.URL())
-	say("   certificate SHA-256 %s (self-signed)", srv.CertificateFingerprint())
-	say("   log in as admin with password %s", adminPW)
-	say("   e.g.  TOKEN=$(curl -sk %s/api/v1/login -d '{\"username\":\"admin\",\"password\":\"%s\"}' | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')", srv.URL(), adminPW)
-	say("         curl -sk -H \"Authorization: Bearer $TOKEN\" %s/api/v1/protection", srv.URL())
+	say("\n== The appliance is serving its UI and API")
+	say("   Open %s and log in as admin with password %s", srv.URL(), adminPW)
+	say("   certificate SHA-256 %s (self-signed; compare it with what the browser shows)", srv.CertificateFingerprint())
+	say("   API: %s/api/v1 (documented at %s/api/v1/openapi.json), e.g.", srv.URL(), srv.URL())
+	say("         coffer remote --appliance %s --fingerprint %s login --user admin --save", srv.URL(), srv.CertificateFingerprint())
+	say("         coffer remote status")
+	say("   A fresh appliance with the setup wizard: coffer demo --wizard")
 	say("   Ctrl-C stops the demo.")
 	<-ctx.Done()
 	return nil
