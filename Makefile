@@ -6,7 +6,7 @@ FUZZTIME ?= 30s
 STATICCHECK_VERSION ?= v0.8.2
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build test test-short lint staticcheck fuzz bench bench-deps demo deps
+.PHONY: all build test test-short lint staticcheck fuzz bench bench-deps demo deps ui-deps
 
 all: build
 
@@ -25,7 +25,16 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-test: deps
+# The browser end-to-end test (tests/ui_e2e_test.go) drives Debian's
+# chromium with playwright-core from tests/ui (no browser download).
+ui-deps:
+	@test -x /usr/bin/chromium || { echo "installing: chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@cd tests/ui && if [ ! -f package-lock.json ]; then npm install --no-audit --no-fund; \
+	  elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+	    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund; fi
+
+test: deps ui-deps
 	$(GO) vet $(PKGS)
 	$(GO) test -race -timeout 20m $(PKGS)
 

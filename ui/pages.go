@@ -146,6 +146,9 @@ func (s *Server) render(c *gin.Context, status int, page, title string, data any
 		pd.CSRF = sv.(*access.Session).CSRF
 	}
 	for _, n := range mainNav {
+		if strings.HasPrefix(page, "setup-") {
+			break // the wizard has its own step bar; the menu would only lead back to it
+		}
 		if p.Role.Can(n.Perm) {
 			n.Active = n.Href == c.GetString(ctxNav)
 			pd.Nav = append(pd.Nav, n)

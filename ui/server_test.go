@@ -403,6 +403,9 @@ func TestUsersAndTokensAPI(t *testing.T) {
 	}
 	// The audit log has who did what, and no secret.
 	code, body = do(t, c, "GET", s.URL()+"/api/v1/audit?limit=100", admin, "")
+	if code != 200 {
+		t.Fatalf("audit: %d", code)
+	}
 	for _, want := range []string{`"action":"POST /api/v1/users","target":"olga"`, `"action":"POST /api/v1/tokens","target":"nagios"`, `"action":"login"`, `password changed`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("audit lacks %s", want)

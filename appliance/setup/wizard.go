@@ -94,7 +94,9 @@ func (w *Wizard) openApp(ctx context.Context) error {
 }
 
 func (w *Wizard) startServices(ctx context.Context) error {
-	svc, err := w.app.StartServices(ctx, w.opt.Jobs)
+	// The services outlive the request that starts them (the vCenter
+	// step's): only Close stops them.
+	svc, err := w.app.StartServices(context.WithoutCancel(ctx), w.opt.Jobs)
 	if err != nil {
 		return fmt.Errorf("start the job services: %w", err)
 	}

@@ -38,6 +38,45 @@ function fmtDuration(sec) {
   return (sec / 3600).toFixed(1) + " h";
 }
 
+// addVMRow adds a progress row for a VM the page did not know yet (the
+// job had not selected its VMs when the page was made). Built with DOM
+// calls and textContent only: names are never parsed as HTML.
+function addVMRow(node, vm) {
+  const tbody = node.querySelector("tbody[data-live-rows]");
+  if (!tbody) return null;
+  const empty = tbody.querySelector("[data-empty]");
+  if (empty) empty.remove();
+  const tr = document.createElement("tr");
+  tr.dataset.vm = vm.uuid || vm.name;
+  const th = document.createElement("th");
+  th.scope = "row";
+  th.textContent = vm.name;
+  tr.appendChild(th);
+  const st = document.createElement("td");
+  const badge = document.createElement("span");
+  badge.dataset.field = "vm-state";
+  badge.className = "badge " + vm.state;
+  badge.textContent = vm.state;
+  st.appendChild(badge);
+  tr.appendChild(st);
+  const pt = document.createElement("td");
+  const p = document.createElement("progress");
+  p.className = "progress";
+  p.max = 100;
+  p.value = 0;
+  p.setAttribute("aria-label", "Backup progress of " + vm.name);
+  pt.appendChild(p);
+  tr.appendChild(pt);
+  ["pct", "speed", "eta"].forEach(function (f) {
+    const td = document.createElement("td");
+    td.dataset.field = f;
+    td.textContent = "–";
+    tr.appendChild(td);
+  });
+  tbody.appendChild(tr);
+  return tr;
+}
+
 // Live job progress: elements with data-live-job="<job id>" (or "*" for
 // every running job) are updated from the server-sent events stream.
 function startLiveJobs() {
@@ -63,7 +102,8 @@ function startLiveJobs() {
         }
       }
       if (e.vm) {
-        const row = node.querySelector('[data-vm="' + CSS.escape(e.vm.uuid || e.vm.name) + '"]');
+        let row = node.querySelector('[data-vm="' + CSS.escape(e.vm.uuid || e.vm.name) + '"]');
+        if (!row) row = addVMRow(node, e.vm);
         if (row) {
           const s = row.querySelector("[data-field=vm-state]");
           if (s) { s.textContent = e.vm.state; s.className = "badge " + e.vm.state; }
@@ -85,4 +125,11 @@ function startLiveJobs() {
   ["job", "vm", "progress"].forEach(function (t) { es.addEventListener(t, render); });
 }
 
+// After a rejected form, put the keyboard on the first marked field.
+function focusFirstError() {
+  const bad = document.querySelector('[aria-invalid="true"]');
+  if (bad && typeof bad.focus === "function") bad.focus();
+}
+
 document.addEventListener("DOMContentLoaded", startLiveJobs);
+document.addEventListener("DOMContentLoaded", focusFirstError);
