@@ -208,8 +208,12 @@ func TestEveryRouteNeedsASession(t *testing.T) {
 			}
 			continue
 		}
-		if code, body := do(t, c, rt.Method, s.URL()+path, "", ""); code != http.StatusUnauthorized {
-			t.Errorf("%s %s without a session: %d %s", rt.Method, rt.Path, code, body)
+		code, body := do(t, c, rt.Method, s.URL()+path, "", "")
+		var shape struct {
+			Error string `json:"error"`
+		}
+		if code != http.StatusUnauthorized || json.Unmarshal([]byte(body), &shape) != nil || shape.Error == "" {
+			t.Errorf("%s %s without a session: %d %s (want 401 with {\"error\": ...})", rt.Method, rt.Path, code, body)
 		}
 		if code, _ := do(t, c, rt.Method, s.URL()+path, "forged-token", ""); code != http.StatusUnauthorized {
 			t.Errorf("%s %s with a forged token: %d", rt.Method, rt.Path, code)

@@ -254,9 +254,10 @@ func (s *Server) setupNetworkSubmit(c *gin.Context) {
 
 // storageView is the storage step's extra data.
 type storageView struct {
-	Offer setup.StorageOffer
-	Plan  *setup.PoolPlan
-	Done  bool
+	Offer    setup.StorageOffer
+	Plan     *setup.PoolPlan
+	Done     bool
+	Selected map[string]bool // disks ticked in the form
 }
 
 func (s *Server) setupStorageForm(c *gin.Context) {
@@ -282,7 +283,10 @@ func (s *Server) setupStorageSubmit(c *gin.Context) {
 	req := setup.StorageRequest{Kind: c.PostForm("kind"), Path: strings.TrimSpace(c.PostForm("path")), Level: c.PostForm("level"),
 		Disks: c.PostFormArray("disk"), ConfirmErase: c.PostForm("confirm_erase") == "yes"}
 	form := map[string]string{"kind": req.Kind, "path": req.Path, "level": req.Level}
-	v := storageView{Offer: s.Setup.StorageOffer(ctx)}
+	v := storageView{Offer: s.Setup.StorageOffer(ctx), Selected: map[string]bool{}}
+	for _, d := range req.Disks {
+		v.Selected[d] = true
+	}
 	if req.Kind == "raid" {
 		if p, err := s.Setup.PlanPool(ctx, req.Level, req.Disks); err == nil {
 			v.Plan = &p

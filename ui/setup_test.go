@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -238,5 +239,87 @@ func TestWizardInTheBrowserForms(t *testing.T) {
 	// Restarting the wizard backend finds setup complete.
 	if !w.Complete() {
 		t.Fatal("wizard not complete")
+	}
+}
+
+// fakeDisks stands in for the appliance image's disk discovery and pool
+// building (appliance/disks), to test the storage step's RAID path.
+type fakeDisks struct {
+	mount string
+	built []setup.PoolPlan
+}
+
+func (f *fakeDisks) Disks(context.Context) ([]setup.Disk, error) {
+	return []setup.Disk{
+		{Name: "nvme0n1", Path: "/dev/nvme0n1", Model: "Boot SSD", Serial: "BOOT1", Size: 240 << 30, System: true},
+		{Name: "sda", Path: "/dev/sda", Model: "WDC WD40EFRX", Serial: "WD-A1", Size: 4 << 40, Rotational: true},
+		{Name: "sdb", Path: "/dev/sdb", Model: "WDC WD40EFRX", Serial: "WD-B2", Size: 4 << 40, Rotational: true, InUse: "2 partitions, ext4"},
+		{Name: "sdc", Path: "/dev/sdc", Model: "WDC WD40EFRX", Serial: "WD-C3", Size: 4 << 40, Rotational: true},
+		{Name: "sdd", Path: "/dev/sdd", Model: "WDC WD40EFRX", Serial: "WD-D4", Size: 4 << 40, Rotational: true},
+	}, nil
+}
+
+func (f *fakeDisks) CreatePool(_ context.Context, p setup.PoolPlan) (string, error) {
+	f.built = append(f.built, p)
+	return f.mount, nil
+}
+
+// TestWizardStorageRAID: the disks found are listed (the system disk is
+// not), a RAID level's capacity and fault tolerance are shown before
+// anything is written, and nothing is built without the confirmation.
+func TestWizardStorageRAID(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "state")
+	fd := &fakeDisks{mount: t.TempDir()}
+	s := &Server{Dir: dir, Addr: "127.0.0.1:0"}
+	w, err := setup.Open(ctx, setup.Options{Dir: dir, Disks: fd, Pools: fd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	s.Setup = w
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	b := newBrowser(t, s.URL())
+	b.post("/setup/admin", url.Values{"username": {"admin"}, "password": {"Correct-Horse-7-battery"}, "password2": {"Correct-Horse-7-battery"}})
+	b.get("/setup/network")
+	if code, loc, _ := b.post("/setup/network", url.Values{"hostname": {"coffer"}, "mode": {"dhcp"}, "time_zone": {"UTC"}}); code != 303 || loc != "/setup/storage" {
+		t.Fatalf("network: %d %s", code, loc)
+	}
+	code, _, body := b.get("/setup/storage")
+	expect(t, "storage", code, "", body, 200, "", "WD-C3")
+	if strings.Contains(body, "BOOT1") || strings.Contains(body, "A directory stands in") || !strings.Contains(body, "2 partitions, ext4") || !strings.Contains(body, "recommended: raid6") {
+		t.Fatalf("disk list:\n%s", body)
+	}
+	all := url.Values{"kind": {"raid"}, "level": {"raid6"}, "disk": {"sda", "sdb", "sdc", "sdd"}, "action": {"plan"}}
+	code, _, body = b.post("/setup/storage", all)
+	expect(t, "plan", code, "", body, 200, "", "survives 2 failed disk(s)")
+	if !strings.Contains(body, "8.0 TiB") || strings.Count(body, `name="disk" value="sd`) != 4 || strings.Count(body, " checked>") < 4 {
+		t.Fatalf("plan shown without the capacity or the ticked disks:\n%s", body)
+	}
+	if len(fd.built) != 0 {
+		t.Fatal("a plan built the pool")
+	}
+	all.Set("action", "next")
+	code, _, body = b.post("/setup/storage", all)
+	expect(t, "no confirmation", code, "", body, 422, "", "confirm that every chosen disk is erased")
+	bad := url.Values{"kind": {"raid"}, "level": {"raid6"}, "disk": {"sda", "sdb", "sdc"}, "confirm_erase": {"yes"}}
+	code, _, body = b.post("/setup/storage", bad)
+	expect(t, "too few disks", code, "", body, 422, "", "at least 4 disks")
+	if len(fd.built) != 0 {
+		t.Fatal("a refused request built the pool")
+	}
+	all.Set("confirm_erase", "yes")
+	code, loc, _ := b.post("/setup/storage", all)
+	expect(t, "build", code, loc, "", 303, "/setup/encryption", "")
+	if len(fd.built) != 1 || fd.built[0].Level != "raid6" || fd.built[0].Tolerates != 2 || len(fd.built[0].Disks) != 4 {
+		t.Fatalf("built %+v", fd.built)
+	}
+	code, _, body = b.get("/setup/encryption")
+	expect(t, "encryption", code, "", body, 200, "", "recovery key")
+	if _, err := os.Stat(filepath.Join(fd.mount, "store")); err != nil {
+		t.Fatalf("the store is not on the new pool: %v", err)
 	}
 }
