@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -143,39 +141,4 @@ func manParseDuration(v string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not a duration (write 90m, 26h or 2d)", v)
 	}
 	return d, nil
-}
-
-// manWriteFileAtomic replaces dir/name with data: a temporary file in
-// the same directory, fsync, rename, fsync of the directory.
-func manWriteFileAtomic(dir, name string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+name+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

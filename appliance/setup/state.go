@@ -196,11 +196,7 @@ func validHostName(s string) bool {
 
 // SplitList splits a form's comma/space separated list.
 func SplitList(s string) []string {
-	var out []string
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' }) {
-		out = append(out, f)
-	}
-	return out
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
 }
 
 // LoadState reads the wizard's state in dir (a fresh one if none).
