@@ -28,16 +28,8 @@ func TestRemoteCLI(t *testing.T) {
 		Disks: []vcsim.DiskSpec{{Capacity: 32 << 20, Content: bytes.NewReader(textDisk(24<<20, 77))}}}); err != nil {
 		t.Fatal(err)
 	}
-	state := filepath.Join(t.TempDir(), "appliance")
-	run(t, cofferBin, "setup", "--state", state)
+	state, apw := provisionAppliance(t, sim)
 	dir := t.TempDir()
-	user, pass := sim.Credentials()
-	pw := filepath.Join(dir, "pw")
-	os.WriteFile(pw, []byte(pass+"\n"), 0o600)
-	run(t, cofferBin, "vsphere", "add", "--state", state, "--url", sim.URL().String(), "--user", user, "--password-file", pw, "--thumbprint", sim.SHA256Thumbprint())
-	apw := filepath.Join(dir, "apw")
-	os.WriteFile(apw, []byte("Appliance-Test-42\n"), 0o600)
-	run(t, cofferBin, "admin", "--state", state, "--password-file", apw)
 	a := startAppliance(t, state)
 	defer func() {
 		a.cmd.Process.Signal(os.Interrupt)

@@ -20,6 +20,25 @@ import (
 	"coffer.dev/coffer/appliance/vsphere/vcsim"
 )
 
+// provisionAppliance prepares a state directory with the CLI, as a
+// script would: store, the simulator's vCenter trusted by its
+// thumbprint, and the administrator (password Appliance-Test-42, also in
+// the returned password file).
+func provisionAppliance(t *testing.T, sim *vcsim.Sim) (state, adminPasswordFile string) {
+	t.Helper()
+	state = filepath.Join(t.TempDir(), "appliance")
+	run(t, cofferBin, "setup", "--state", state)
+	dir := t.TempDir()
+	user, pass := sim.Credentials()
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(pw, []byte(pass+"\n"), 0o600)
+	run(t, cofferBin, "vsphere", "add", "--state", state, "--url", sim.URL().String(), "--user", user, "--password-file", pw, "--thumbprint", sim.SHA256Thumbprint())
+	apw := filepath.Join(dir, "apw")
+	os.WriteFile(apw, []byte("Appliance-Test-42\n"), 0o600)
+	run(t, cofferBin, "admin", "--state", state, "--password-file", apw)
+	return state, apw
+}
+
 // appliance is a `coffer serve` child process and an API client.
 type appliance struct {
 	t     *testing.T
@@ -115,16 +134,7 @@ func TestApplianceRestartDuringJob(t *testing.T) {
 		}
 		uuids = append(uuids, vm.UUID)
 	}
-	state := filepath.Join(t.TempDir(), "appliance")
-	run(t, cofferBin, "setup", "--state", state)
-	dir := t.TempDir()
-	user, pass := sim.Credentials()
-	pw := filepath.Join(dir, "pw")
-	os.WriteFile(pw, []byte(pass+"\n"), 0o600)
-	run(t, cofferBin, "vsphere", "add", "--state", state, "--url", sim.URL().String(), "--user", user, "--password-file", pw, "--thumbprint", sim.SHA256Thumbprint())
-	apw := filepath.Join(dir, "apw")
-	os.WriteFile(apw, []byte("Appliance-Test-42\n"), 0o600)
-	run(t, cofferBin, "admin", "--state", state, "--password-file", apw)
+	state, _ := provisionAppliance(t, sim)
 
 	a := startAppliance(t, state)
 	var pol struct{ ID string }

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"coffer.dev/coffer/appliance/statefile"
 )
 
 // PendingKeyFile holds the private key of a certificate signing request
@@ -89,7 +91,7 @@ func CreateSigningRequest(dir, commonName string, names []string) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(filepath.Join(dir, PendingKeyFile), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+	if err := statefile.Write(filepath.Join(dir, PendingKeyFile), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
 		return nil, fmt.Errorf("keep the signing request's key: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
@@ -125,39 +127,19 @@ func InstallCertificate(dir string, certPEM, keyPEM []byte, now time.Time) (tls.
 	cp, kp := filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile)
 	for _, p := range []string{cp, kp} {
 		if b, err := os.ReadFile(p); err == nil {
-			_ = writeAtomic(p+".prev", b, 0o600)
+			_ = statefile.Write(p+".prev", b, 0o600)
 		}
 	}
-	if err := writeAtomic(kp, keyPEM, 0o600); err != nil {
+	if err := statefile.Write(kp, keyPEM, 0o600); err != nil {
 		return tls.Certificate{}, fmt.Errorf("write the key: %w", err)
 	}
-	if err := writeAtomic(cp, certPEM, 0o644); err != nil {
+	if err := statefile.Write(cp, certPEM, 0o644); err != nil {
 		return tls.Certificate{}, fmt.Errorf("write the certificate: %w", err)
 	}
 	if pending {
 		os.Remove(filepath.Join(dir, PendingKeyFile))
 	}
 	return c, nil
-}
-
-func writeAtomic(path string, b []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 func (s *Server) certificateInfo(c *gin.Context) {

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"coffer.dev/coffer/appliance/secrets"
+	"coffer.dev/coffer/appliance/statefile"
 	"coffer.dev/coffer/appliance/vsphere"
 	"coffer.dev/coffer/store"
 	"coffer.dev/coffer/store/crypt"
@@ -248,22 +249,4 @@ func (a *App) SetGuestCredentials(id string, c vsphere.GuestCredentials) error {
 	return a.Vault.Put("guest:"+id, secrets.Secret{Kind: "guest", Username: c.Username, Password: c.Password})
 }
 
-func writeFile(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func writeFile(path string, b []byte) error { return statefile.Write(path, b, 0o600) }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 	_ "time/tzdata" // time zones for the wizard even where the image has no zoneinfo
+
+	"coffer.dev/coffer/appliance/statefile"
 )
 
 // Step is one page of the wizard.
@@ -221,30 +223,7 @@ func loadState(dir string) (State, error) {
 }
 
 func saveState(dir string, st State) error {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("save the setup state: %w", err)
-	}
-	tmp := filepath.Join(dir, StateFile+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("save the setup state: %w", err)
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, StateFile))
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := statefile.WriteJSON(filepath.Join(dir, StateFile), st, 0o600); err != nil {
 		return fmt.Errorf("save the setup state: %w", err)
 	}
 	return nil

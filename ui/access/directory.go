@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"coffer.dev/coffer/appliance/statefile"
 )
 
 // Files in the directory given to Open.
@@ -560,7 +562,7 @@ func (d *Directory) saveUsersLocked() error {
 		list = append(list, u)
 	}
 	slices.SortFunc(list, func(a, b *userRecord) int { return strings.Compare(a.Name, b.Name) })
-	if err := writeJSON(filepath.Join(d.dir, UsersFile), list); err != nil {
+	if err := statefile.WriteJSON(filepath.Join(d.dir, UsersFile), list, 0o600); err != nil {
 		return fmt.Errorf("save the user accounts: %w", err)
 	}
 	_ = os.Remove(filepath.Join(d.dir, LegacyAdminFile))
@@ -573,7 +575,7 @@ func (d *Directory) saveTokensLocked() error {
 		list = append(list, t)
 	}
 	slices.SortFunc(list, func(a, b *tokenRecord) int { return strings.Compare(a.Name, b.Name) })
-	if err := writeJSON(filepath.Join(d.dir, TokensFile), list); err != nil {
+	if err := statefile.WriteJSON(filepath.Join(d.dir, TokensFile), list, 0o600); err != nil {
 		return fmt.Errorf("save the API tokens: %w", err)
 	}
 	return nil
@@ -595,32 +597,4 @@ func readJSON(path string, v any) error {
 		return err
 	}
 	return json.Unmarshal(b, v)
-}
-
-// writeJSON writes v atomically with mode 0600.
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
 }
