@@ -58,7 +58,9 @@ var ErrOrder = errors.New("finish the earlier steps first")
 var ErrComplete = errors.New("the appliance is already set up")
 
 // Open loads the wizard's state; if the store exists already (a
-// restart after the encryption step) it is reopened.
+// restart after the encryption step) it is reopened, and the job
+// services too once the vCenter step is done. A finished setup opens
+// nothing: the caller opens the appliance itself.
 func Open(ctx context.Context, o Options) (*Wizard, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -68,6 +70,10 @@ func Open(ctx context.Context, o Options) (*Wizard, error) {
 		return nil, err
 	}
 	w := &Wizard{opt: o, st: st}
+	if !st.Completed.IsZero() {
+		// A finished setup: the caller opens the appliance itself.
+		return w, nil
+	}
 	if _, ok := st.Done[StepStorage]; ok {
 		if _, err := os.Stat(filepath.Join(o.Dir, app.IDFile)); err == nil {
 			if err := w.openApp(ctx); err != nil {
