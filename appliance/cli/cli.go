@@ -54,6 +54,7 @@ func commands() []command {
 		{name: "vsphere", usage: "connect to vCenter/ESXi, list its inventory, back up a VM now, sweep leftover snapshots", run: runVSphere},
 		{name: "files", usage: "file catalog of image backups: search, list, versions, restore single files and folders", run: runFiles},
 		{name: "serve", usage: "run the appliance: job engine, scheduler and the HTTPS API", run: runServe},
+		{name: "boot", usage: "the appliance image's init: configuration partition, network, clock, pool, then serve", run: runBoot, hide: true},
 		{name: "remote", usage: "run what the UI does against a running appliance over its API (status, jobs, run, points, search, download, export, restore, tokens, audit)", run: runRemote},
 		{name: "admin", usage: "set the administrator account of the API", run: runAdmin},
 		{name: "demo", usage: "run the appliance against an embedded vCenter simulator with a handful of VMs: first policy, first backup, then serve the API on https://127.0.0.1:8443", run: runDemo},

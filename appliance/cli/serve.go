@@ -30,6 +30,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:8443", "HTTPS address")
 	redirect := fs.String("http", "", "also listen for plain HTTP here and redirect to HTTPS (e.g. :80)")
 	poolDir := fs.String("pool-dir", "", "a directory that stands in for the storage pool in the setup wizard (default STATE/pool)")
+	machine := fs.Bool("machine", false, "this is the appliance: the wizard builds the pool from the machine's disks (RAID)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
@@ -39,7 +40,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *poolDir == "" {
+	if *poolDir == "" && !*machine {
 		*poolDir = filepath.Join(abs, "pool")
 	}
 	srv := &ui.Server{Dir: abs, Addr: *listen, Log: env.Log, Hostname: hostname()}
@@ -67,11 +68,13 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		closers = append(closers, svc.Close)
 		srv.Backend = svc
 	} else {
-		pool, err := filepath.Abs(*poolDir)
-		if err != nil {
+		opt := setup.Options{Dir: abs, Log: env.Log}
+		if *machine {
+			opt.Disks, opt.Pools = machineDisks(env)
+		} else if opt.PoolDir, err = filepath.Abs(*poolDir); err != nil {
 			return err
 		}
-		w, err := setup.Open(ctx, setup.Options{Dir: abs, PoolDir: pool, Log: env.Log,
+		w, err := setup.Open(ctx, setup.Options{Dir: abs, PoolDir: opt.PoolDir, Disks: opt.Disks, Pools: opt.Pools, Log: env.Log,
 			OnComplete: func(a *app.App, svc *app.Services) {
 				mu.Lock()
 				closers = append(closers, a.Close, svc.Close)
@@ -94,9 +97,12 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		go rs.ListenAndServe()
 		defer rs.Close()
 	}
-	if srv.Setup != nil {
+	switch {
+	case *machine:
+		fmt.Fprintf(env.Stdout, "coffer: serving (certificate SHA-256 %s)\n", srv.CertificateFingerprint())
+	case srv.Setup != nil:
 		fmt.Fprintf(env.Stdout, "Open %s to set up this appliance (certificate SHA-256 %s)\n", srv.URL(), srv.CertificateFingerprint())
-	} else {
+	default:
 		fmt.Fprintf(env.Stdout, "Coffer appliance serving %s (API %s/api/v1, certificate SHA-256 %s)\n", srv.URL(), srv.URL(), srv.CertificateFingerprint())
 	}
 	<-ctx.Done()
