@@ -17,7 +17,8 @@ build:
 deps:
 	@missing=""; \
 	for t in mke2fs:e2fsprogs debugfs:e2fsprogs sgdisk:gdisk qemu-img:qemu-utils sfdisk:fdisk \
-	         mkfs.xfs:xfsprogs mkntfs:ntfs-3g mkfs.vfat:dosfstools mcopy:mtools pvcreate:lvm2 losetup:mount; do \
+	         mkfs.xfs:xfsprogs mkntfs:ntfs-3g mkfs.vfat:dosfstools mcopy:mtools pvcreate:lvm2 losetup:mount \
+	         swtpm:swtpm swtpm_ioctl:swtpm-tools; do \
 	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
